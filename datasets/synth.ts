@@ -357,7 +357,8 @@ async function synthAudioSet(o: SynthOptions, scratch: string): Promise<SynthTru
     const rng = randomFor(o.seed, 0, i, "synth:audioset");
     const first = rng.int(CONCEPTS.length);
     // Every third clip has two labels; every fifth clip is 44.1 kHz (real AudioSet: about 10 %).
-    const concepts = i % 3 === 2 ? [first, (first + 1 + rng.int(CONCEPTS.length - 1)) % CONCEPTS.length] : [first];
+    const concepts =
+      i % 3 === 2 ? [first, (first + 1 + rng.int(CONCEPTS.length - 1)) % CONCEPTS.length] : [first];
     const youtubeStart = 10 * rng.int(30);
     const missing = missingRows.has(i);
     return {
