@@ -3,10 +3,11 @@
  * The `vatt` command line: dispatches to one subcommand per file in bin/commands/.
  */
 import { type Command, helpText, parseCommandArgs, UserError } from "./cli.js";
+import { modelInfoCommand } from "./commands/model-info.js";
 import { probeCommand } from "./commands/probe.js";
 import { synthCommand } from "./commands/synth.js";
 
-const commands: Command[] = [probeCommand, synthCommand];
+const commands: Command[] = [probeCommand, synthCommand, modelInfoCommand];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length)) + 2;

@@ -1,0 +1,105 @@
+/**
+ * The video/audio Transformer (also VATT-MA's shared backbone): pre-LN blocks with biases on q/k/v/o and the MLP,
+ * scores / sqrt(head dim), GELU, dropout on the attention probabilities, the attention residual, after the MLP
+ * activation and on the MLP residual; a final LayerNorm.
+ *
+ * Parameters of block i live under `${prefix}/layer_${i}/...`, the final norm under `${prefix}/final_ln/...`.
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { TransformerSize } from "./config.js";
+import { dense, dropout, type ForwardContext, gelu, layerNorm } from "./ops.js";
+import { GLOROT, ONES, type ParamBuilder, type ParamMap, ZEROS } from "./params.js";
+
+export function buildLayerNorm(b: ParamBuilder, prefix: string, d: number): void {
+  b.add(`${prefix}/gamma`, [d], ONES);
+  b.add(`${prefix}/beta`, [d], ZEROS);
+}
+
+export function buildDense(b: ParamBuilder, prefix: string, din: number, dout: number, bias: boolean): void {
+  b.add(`${prefix}/kernel`, [din, dout], GLOROT);
+  if (bias) b.add(`${prefix}/bias`, [dout], ZEROS);
+}
+
+export function buildEncoder(b: ParamBuilder, prefix: string, s: TransformerSize): void {
+  const d = s.hidden;
+  for (let i = 0; i < s.layers; i++) {
+    const l = `${prefix}/layer_${i}`;
+    buildLayerNorm(b, `${l}/ln1`, d);
+    for (const p of ["q", "k", "v", "o"]) buildDense(b, `${l}/attn/${p}`, d, d, true);
+    buildLayerNorm(b, `${l}/ln2`, d);
+    buildDense(b, `${l}/mlp/fc1`, d, s.mlp, true);
+    buildDense(b, `${l}/mlp/fc2`, s.mlp, d, true);
+  }
+  buildLayerNorm(b, `${prefix}/final_ln`, d);
+}
+
+/** [B, N, H * dh] -> [B, H, N, dh] */
+export function splitHeads(x: tf.Tensor, heads: number): tf.Tensor {
+  const [b, n, d] = x.shape as number[];
+  return x.reshape([b, n, heads, d / heads]).transpose([0, 2, 1, 3]);
+}
+
+/** [B, H, N, dh] -> [B, N, H * dh] */
+export function joinHeads(x: tf.Tensor): tf.Tensor {
+  const [b, h, n, dh] = x.shape as number[];
+  return x.transpose([0, 2, 1, 3]).reshape([b, n, h * dh]);
+}
+
+/**
+ * softmax(q k^T * scale + bias) v with dropout on the probabilities; q/k/v are [B, H, N, dh].
+ * `bias` broadcasts to [B, H, N, N] (padding mask, relative positions).
+ */
+export function attend(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  scale: number,
+  bias: tf.Tensor | undefined,
+  ctx: ForwardContext,
+): tf.Tensor {
+  let scores = tf.matMul(q, k, false, true);
+  if (scale !== 1) scores = tf.mul(scores, scale);
+  if (bias) scores = tf.add(scores, bias);
+  const probs = dropout(tf.softmax(scores, -1), ctx);
+  return tf.matMul(probs, v);
+}
+
+function linear(p: ParamMap, name: string, x: tf.Tensor): tf.Tensor {
+  return dense(x, p[`${name}/kernel`], p[`${name}/bias`]);
+}
+
+/** One pre-LN block. `maskBias` ([B, 1, 1, N], 0 or -1e9) hides padding (VATT-MA text). */
+export function encoderBlock(
+  p: ParamMap,
+  l: string,
+  s: TransformerSize,
+  x: tf.Tensor,
+  eps: number,
+  ctx: ForwardContext,
+  maskBias?: tf.Tensor,
+): tf.Tensor {
+  const h = layerNorm(x, p[`${l}/ln1/gamma`], p[`${l}/ln1/beta`], eps);
+  const q = splitHeads(linear(p, `${l}/attn/q`, h), s.heads);
+  const k = splitHeads(linear(p, `${l}/attn/k`, h), s.heads);
+  const v = splitHeads(linear(p, `${l}/attn/v`, h), s.heads);
+  const attended = joinHeads(attend(q, k, v, 1 / Math.sqrt(s.hidden / s.heads), maskBias, ctx));
+  const x1 = tf.add(x, dropout(linear(p, `${l}/attn/o`, attended), ctx));
+  const h2 = layerNorm(x1, p[`${l}/ln2/gamma`], p[`${l}/ln2/beta`], eps);
+  const mlp = linear(p, `${l}/mlp/fc2`, dropout(gelu(linear(p, `${l}/mlp/fc1`, h2)), ctx));
+  return tf.add(x1, dropout(mlp, ctx));
+}
+
+/** All blocks, then the final LayerNorm: [B, N, d] -> [B, N, d]. */
+export function encoder(
+  p: ParamMap,
+  prefix: string,
+  s: TransformerSize,
+  x: tf.Tensor,
+  eps: number,
+  ctx: ForwardContext,
+  maskBias?: tf.Tensor,
+): tf.Tensor {
+  let h = x;
+  for (let i = 0; i < s.layers; i++) h = encoderBlock(p, `${prefix}/layer_${i}`, s, h, eps, ctx, maskBias);
+  return layerNorm(h, p[`${prefix}/final_ln/gamma`], p[`${prefix}/final_ln/beta`], eps);
+}
