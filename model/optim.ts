@@ -75,10 +75,17 @@ function slotNames(config: OptimizerConfig): string[] {
   return config.method.kind === "adam" ? ["adam/m", "adam/v"] : ["sgd/momentum"];
 }
 
+/** A variable made from a fresh tensor, which is then released: tf.variable keeps its own reference. */
+function ownedVariable(initial: tf.Tensor, trainable: boolean): tf.Variable {
+  const v = tf.variable(initial, trainable);
+  initial.dispose();
+  return v;
+}
+
 export function createOptimizer(config: OptimizerConfig, params: ParamMap): Optimizer {
   const slots: ParamMap = {};
   for (const [name, p] of Object.entries(params)) {
-    for (const slot of slotNames(config)) slots[`${slot}/${name}`] = tf.variable(tf.zerosLike(p), false);
+    for (const slot of slotNames(config)) slots[`${slot}/${name}`] = ownedVariable(tf.zerosLike(p), false);
   }
   return { config, step: 0, slots };
 }

@@ -81,7 +81,9 @@ export class ParamBuilder {
   add(name: string, shape: number[], init: Init): tf.Variable {
     if (name in this.params) throw new Error(`duplicate parameter ${name}`);
     const values = initialValues(shape, init, this.rng.fork(name));
-    const v = tf.variable(tf.tensor(values, shape), true);
+    const initial = tf.tensor(values, shape);
+    const v = tf.variable(initial, true);
+    initial.dispose();
     this.params[name] = v;
     return v;
   }
@@ -90,7 +92,9 @@ export class ParamBuilder {
   addState(name: string, shape: number[], init: Init): tf.Variable {
     if (name in this.state) throw new Error(`duplicate state ${name}`);
     const values = initialValues(shape, init, this.rng.fork(name));
-    const v = tf.variable(tf.tensor(values, shape), false);
+    const initial = tf.tensor(values, shape);
+    const v = tf.variable(initial, false);
+    initial.dispose();
     this.state[name] = v;
     return v;
   }
