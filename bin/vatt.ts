@@ -6,8 +6,9 @@ import { type Command, helpText, parseCommandArgs, UserError } from "./cli.js";
 import { modelInfoCommand } from "./commands/model-info.js";
 import { probeCommand } from "./commands/probe.js";
 import { synthCommand } from "./commands/synth.js";
+import { vocabCommand } from "./commands/vocab.js";
 
-const commands: Command[] = [probeCommand, synthCommand, modelInfoCommand];
+const commands: Command[] = [probeCommand, synthCommand, vocabCommand, modelInfoCommand];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length)) + 2;
