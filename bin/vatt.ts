@@ -3,12 +3,13 @@
  * The `vatt` command line: dispatches to one subcommand per file in bin/commands/.
  */
 import { type Command, helpText, parseCommandArgs, UserError } from "./cli.js";
+import { inspectCommand } from "./commands/inspect.js";
 import { modelInfoCommand } from "./commands/model-info.js";
 import { probeCommand } from "./commands/probe.js";
 import { synthCommand } from "./commands/synth.js";
 import { vocabCommand } from "./commands/vocab.js";
 
-const commands: Command[] = [probeCommand, synthCommand, vocabCommand, modelInfoCommand];
+const commands: Command[] = [probeCommand, synthCommand, vocabCommand, inspectCommand, modelInfoCommand];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length)) + 2;

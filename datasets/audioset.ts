@@ -42,17 +42,7 @@ export interface AudioSetClasses {
   indexOf: Map<string, number>;
 }
 
-/** Multi-hot vector of `numClasses` entries with 1 at each label index. */
-export function multiHot(labels: readonly number[], numClasses: number): Float32Array {
-  const out = new Float32Array(numClasses);
-  for (const label of labels) {
-    if (!Number.isInteger(label) || label < 0 || label >= numClasses) {
-      throw new RangeError(`label ${label} is outside the ${numClasses} classes`);
-    }
-    out[label] = 1;
-  }
-  return out;
-}
+export { multiHot } from "../pipeline/labels.js";
 
 const BAD_ROW_HINT = "Fix or delete the line; the row was skipped.";
 

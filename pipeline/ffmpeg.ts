@@ -90,7 +90,7 @@ function describe(tool: MediaTool, file: string | undefined): string {
 }
 
 function spawnTool(tool: MediaTool, args: readonly string[], extraPipes = 0): MediaProcess {
-  const stdio = ["pipe", "pipe", "pipe", ...Array.from({ length: extraPipes }, () => "pipe" as const)];
+  const stdio: "pipe"[] = Array.from({ length: 3 + extraPipes }, () => "pipe");
   return spawn(mediaToolPath(tool), args, { stdio, windowsHide: true }) as MediaProcess;
 }
 

@@ -1,0 +1,184 @@
+/**
+ * `npm run bench -- pipeline [--json]`: the full decode + augment path against ffmpeg alone doing the same decode
+ * into `-f null`, on the same clips with the same parallelism (2 workers).
+ *
+ * Sources: 640x360 H.264 + AAC 44.1 kHz, made with ffmpeg in a temp dir. Each clip: seek, 32 frames at 10 fps,
+ * short side 256, rgb24, and 3.2 s of 48 kHz mono float audio. Ours adds the PPM/pipe transfer, the crop + bilinear
+ * resize to 224x224 + flip, colour augmentation, [-1, 1] scaling and audio noise.
+ *
+ * Two placements of crop/resize/flip are measured: in typed arrays after the decode ("arrays", the default), and in
+ * ffmpeg's filter graph ("ffmpeg": needs the frame size first, so one ffprobe per clip).
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { defaultDecodeOptions, ffmpegDecodeArgs } from "../operators/decode.js";
+import { runMediaTool } from "../pipeline/ffmpeg.js";
+import type { ClipRef } from "../pipeline/records.js";
+import { pretrainingExamples } from "../pipeline/stream.js";
+
+const WORKERS = 2;
+const SOURCES = 6;
+const WINDOWS_PER_SOURCE = 3;
+const SOURCE_SECONDS = 12;
+
+async function makeSources(dir: string): Promise<string[]> {
+  const files: string[] = [];
+  for (let i = 0; i < SOURCES; i++) {
+    const file = join(dir, `src${i}.mp4`);
+    await runMediaTool(
+      "ffmpeg",
+      [
+        "-y",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        `testsrc2=size=640x360:rate=30:duration=${SOURCE_SECONDS}`,
+        "-f",
+        "lavfi",
+        "-i",
+        `sine=frequency=${300 + 50 * i}:sample_rate=44100:duration=${SOURCE_SECONDS}`,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        "60",
+        "-c:a",
+        "aac",
+        file,
+      ],
+      { timeoutMs: 120_000 },
+    );
+    files.push(file);
+  }
+  return files;
+}
+
+function clipRefs(files: string[]): ClipRef[] {
+  const refs: ClipRef[] = [];
+  for (let w = 0; w < WINDOWS_PER_SOURCE; w++) {
+    files.forEach((path, f) => {
+      const index = refs.length;
+      const start = 1 + w * 3.3 + f * 0.1;
+      refs.push({
+        source: "bench",
+        id: `src${f}@${w}`,
+        path,
+        start,
+        end: start + 3.2,
+        index,
+        epoch: 0,
+        captions: [],
+        labels: [],
+      });
+    });
+  }
+  return refs;
+}
+
+/** ffmpeg alone: the decode's own arguments with both outputs sent to the null muxer (rgb24 / f32 kept). */
+function nullDecodeArgs(ref: ClipRef): string[] {
+  const args = ffmpegDecodeArgs(ref.path, ref.start, defaultDecodeOptions, true);
+  return args
+    .map((a) =>
+      a === "pipe:1" || a === "pipe:3"
+        ? "-"
+        : a === "image2pipe" || a === "f32le"
+          ? "null"
+          : a === "ppm"
+            ? "rawvideo"
+            : a,
+    )
+    .flatMap((a, i, all) =>
+      a === "rawvideo" && all[i - 1] === "-c:v" ? ["rawvideo", "-pix_fmt", "rgb24"] : [a],
+    );
+}
+
+async function runPool<T>(items: T[], workers: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (next < items.length) await work(items[next++]);
+    }),
+  );
+}
+
+async function timed(
+  run: () => Promise<number>,
+): Promise<{ clips: number; seconds: number; clipsPerSecond: number }> {
+  const started = process.hrtime.bigint();
+  const clips = await run();
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return { clips, seconds: round(seconds), clipsPerSecond: round(clips / seconds) };
+}
+
+function round(x: number, digits = 3): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+export async function benchPipeline(opts: { json: boolean }): Promise<Record<string, unknown>> {
+  const dir = await mkdtemp(join(tmpdir(), "vatt-bench-pipeline-"));
+  try {
+    const refs = clipRefs(await makeSources(dir));
+    const ffmpegAlone = () =>
+      timed(async () => {
+        await runPool(refs, WORKERS, async (ref) => {
+          await runMediaTool("ffmpeg", nullDecodeArgs(ref), { file: ref.path, timeoutMs: 60_000 });
+        });
+        return refs.length;
+      });
+    const ours = (geometryIn: "arrays" | "ffmpeg") =>
+      timed(async () => {
+        let n = 0;
+        const examples = pretrainingExamples(refs, {
+          seed: 0,
+          concurrency: WORKERS,
+          buffer: 2,
+          geometryIn,
+          decode: { window: "start" },
+        });
+        for await (const e of examples) if (e.video.length > 0) n += 1;
+        return n;
+      });
+    // Warm the page cache and the JIT once, then alternate, so neither side gets the warm or cold turn.
+    await ffmpegAlone();
+    await ours("arrays");
+    const alone1 = await ffmpegAlone();
+    const arrays1 = await ours("arrays");
+    const inFfmpeg = await ours("ffmpeg");
+    const alone2 = await ffmpegAlone();
+    const arrays2 = await ours("arrays");
+    const aloneRate = (alone1.clipsPerSecond + alone2.clipsPerSecond) / 2;
+    const oursRate = (arrays1.clipsPerSecond + arrays2.clipsPerSecond) / 2;
+    const result = {
+      name: "pipeline",
+      clips: refs.length,
+      workers: WORKERS,
+      source: "640x360 H.264 30 fps + AAC 44.1 kHz",
+      clip: "32 frames @ 10 fps, short side 256 -> 224x224 crop, 153600 samples @ 48 kHz",
+      oursClipsPerSecond: round(oursRate),
+      ffmpegAloneClipsPerSecond: round(aloneRate),
+      ratio: round(oursRate / aloneRate),
+      cropInFfmpegClipsPerSecond: inFfmpeg.clipsPerSecond,
+      cropInFfmpegRatio: round(inFfmpeg.clipsPerSecond / aloneRate),
+      peakRssMB: round((process.resourceUsage().maxRSS * 1024) / 2 ** 20, 1),
+      runs: { ffmpegAlone: [alone1, alone2], oursArrays: [arrays1, arrays2], oursCropInFfmpeg: inFfmpeg },
+    };
+    if (!opts.json) {
+      console.log(
+        `pipeline: ours ${result.oursClipsPerSecond} clips/s, ffmpeg alone ${result.ffmpegAloneClipsPerSecond} ` +
+          `clips/s, ratio ${result.ratio} (crop in ffmpeg: ${result.cropInFfmpegClipsPerSecond} clips/s), ` +
+          `peak RSS ${result.peakRssMB} MB`,
+      );
+    }
+    return result;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

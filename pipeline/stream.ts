@@ -1,0 +1,183 @@
+/**
+ * The composed streams: ClipRefs -> decoded clips -> Examples -> Batches, pulled by the consumer.
+ *
+ *   const skips = new SkipLog();
+ *   for await (const batch of pretrainingBatches(refs, { seed, batchSize: 8, skips })) await trainStep(batch);
+ *
+ * The trainer asks for the next batch only when its step is done; the decode stage then keeps at most
+ * `concurrency` ffmpeg processes running and `buffer` finished clips waiting. A clip that fails to decode is
+ * recorded in `skips` (where "decode", reason = the MediaError kind) and replaced by the next ref.
+ */
+import {
+  type AugmentOptions,
+  applyAugmentation,
+  augmentClip,
+  drawAugmentation,
+} from "../operators/augment.js";
+import { stackExamples } from "../operators/batch.js";
+import { type DecodeOptions, decodeClip, type FilterGeometry } from "../operators/decode.js";
+import { spatialViews, temporalWindows, type ViewOptions } from "../operators/eval-views.js";
+import { MediaError } from "./ffmpeg.js";
+import {
+  batchOf,
+  flow,
+  fromIterable,
+  mapConcurrent,
+  mapEach,
+  type PullOperator,
+  toAsyncIterable,
+} from "./flow.js";
+import type { Batch, ClipRef, DecodedClip, Example } from "./records.js";
+import { SkipLog } from "./skips.js";
+
+export interface StageOptions {
+  /** ffmpeg processes at once (default 2: one per core here). */
+  concurrency?: number;
+  /** Decoded clips that may wait for the consumer (default 2). */
+  buffer?: number;
+  /** Where per-clip failures are counted; default: a fresh log (read it back via the options object). */
+  skips?: SkipLog;
+}
+
+/** Records a MediaError as a skip; anything else is a bug and ends the stream. */
+export function recordDecodeSkip(skips: SkipLog): (err: unknown, ref: ClipRef) => void {
+  return (err, ref) => {
+    if (!(err instanceof MediaError)) throw err;
+    const what =
+      err.kind === "timeout"
+        ? "raise decode.timeoutMs if the files are just slow"
+        : "check the file with 'vatt probe', or drop it from the dataset";
+    skips.record("decode", err.kind, `${ref.source}:${ref.id} (${ref.path}): ${err.message}; ${what}`);
+  };
+}
+
+/** ClipRef -> DecodedClip with bounded concurrency; failures become skips. */
+export function decodeClips(
+  decode: Partial<DecodeOptions>,
+  stage: StageOptions = {},
+): PullOperator<ClipRef, DecodedClip> {
+  const skips = stage.skips ?? new SkipLog();
+  return mapConcurrent((ref: ClipRef, signal) => decodeClip(ref, decode, { signal }), {
+    concurrency: stage.concurrency ?? 2,
+    buffer: stage.buffer ?? 2,
+    onError: recordDecodeSkip(skips),
+  });
+}
+
+/** DecodedClip -> Example with the training augmentation. */
+export function augmentClips(augment: Partial<AugmentOptions>): PullOperator<DecodedClip, Example> {
+  return mapEach((clip: DecodedClip) => augmentClip(clip, augment));
+}
+
+/**
+ * ClipRef -> Example with crop, resize and flip done in ffmpeg's filter graph (colour still in typed arrays). Same
+ * draws as the typed-array path; costs one ffprobe per clip to learn the frame size. See bench/pipeline.ts.
+ */
+export function decodeAugmentInFfmpeg(
+  decode: Partial<DecodeOptions>,
+  augment: Partial<AugmentOptions>,
+  stage: StageOptions = {},
+): PullOperator<ClipRef, Example> {
+  const skips = stage.skips ?? new SkipLog();
+  const out = { outHeight: augment.outHeight ?? 224, outWidth: augment.outWidth ?? 224 };
+  return mapConcurrent(
+    async (ref: ClipRef, signal) => {
+      let drawn: ReturnType<typeof drawAugmentation> | undefined;
+      const geometry = (width: number, height: number): FilterGeometry => {
+        drawn = drawAugmentation(ref, width, height, augment);
+        return { box: drawn.box, outWidth: out.outWidth, outHeight: out.outHeight, flip: drawn.flip };
+      };
+      const clip = await decodeClip(ref, decode, { signal, geometry });
+      const whole = { x: 0, y: 0, width: clip.width, height: clip.height };
+      return applyAugmentation(
+        clip,
+        { box: whole, flip: false, colour: drawn?.colour },
+        { ...augment, ...out },
+      );
+    },
+    { concurrency: stage.concurrency ?? 2, buffer: stage.buffer ?? 2, onError: recordDecodeSkip(skips) },
+  );
+}
+
+export interface PretrainingOptions extends StageOptions {
+  seed: number;
+  batchSize: number;
+  decode?: Partial<DecodeOptions>;
+  augment?: Partial<AugmentOptions>;
+  /** Drop a last short batch (default true: the trainer wants a fixed batch size). */
+  dropRemainder?: boolean;
+  /** Where crop/resize/flip run: typed arrays (default, no ffprobe needed) or ffmpeg's filter graph (see crop.ts). */
+  geometryIn?: "arrays" | "ffmpeg";
+}
+
+/** ClipRef -> Example (training), pulled. */
+export function pretrainingExamples(
+  refs: AsyncIterable<ClipRef> | Iterable<ClipRef>,
+  opts: Omit<PretrainingOptions, "batchSize">,
+): AsyncGenerator<Example, void, undefined> {
+  const decode = { ...opts.decode, seed: opts.seed };
+  const augment = { ...opts.augment, seed: opts.seed };
+  const source = fromIterable(refs);
+  return toAsyncIterable(
+    opts.geometryIn === "ffmpeg"
+      ? flow(source, decodeAugmentInFfmpeg(decode, augment, opts))
+      : flow(source, decodeClips(decode, opts), augmentClips(augment)),
+  );
+}
+
+/** ClipRef -> Batch (training), pulled: the stream the training sink and `vatt prepare` consume. */
+export function pretrainingBatches(
+  refs: AsyncIterable<ClipRef> | Iterable<ClipRef>,
+  opts: PretrainingOptions,
+): AsyncGenerator<Batch, void, undefined> {
+  const decode = { ...opts.decode, seed: opts.seed };
+  const augment = { ...opts.augment, seed: opts.seed };
+  const stack = mapEach((examples: Example[]) => stackExamples(examples, { numClasses: augment.numClasses }));
+  const batches = batchOf<Example>(opts.batchSize, { dropRemainder: opts.dropRemainder ?? true });
+  const source = fromIterable(refs);
+  return toAsyncIterable(
+    opts.geometryIn === "ffmpeg"
+      ? flow(source, decodeAugmentInFfmpeg(decode, augment, opts), batches, stack)
+      : flow(source, decodeClips(decode, opts), augmentClips(augment), batches, stack),
+  );
+}
+
+export interface EvaluationOptions extends StageOptions {
+  /** Temporal windows per video (reference: 4). */
+  windows?: number;
+  /** Spatial crops per window: 1 centre crop (retrieval) or 3 (classification). */
+  spatial?: 1 | 3;
+  decode?: Partial<Omit<DecodeOptions, "window">>;
+  views?: ViewOptions;
+}
+
+/** All views of one video, in order: window 0's crops, window 1's, ... Ready to average per video. */
+export interface VideoViews {
+  ref: ClipRef;
+  views: Example[];
+}
+
+/**
+ * ClipRef (one per video) -> its evaluation views: `windows` uniformly spaced windows x `spatial` crops, pulled.
+ * Windows of a video are decoded concurrently; a video any of whose windows fails is skipped as a whole.
+ */
+export function evaluationViews(
+  refs: AsyncIterable<ClipRef> | Iterable<ClipRef>,
+  opts: EvaluationOptions = {},
+): AsyncGenerator<VideoViews, void, undefined> {
+  const decode: Partial<DecodeOptions> = { ...opts.decode, window: "start" };
+  const frames = decode.frames ?? 32;
+  const seconds = (frames * (decode.stride ?? 1)) / (decode.fps ?? 10);
+  const windows = opts.windows ?? 4;
+  const skips = opts.skips ?? new SkipLog();
+  const perVideo = mapConcurrent(
+    async (ref: ClipRef, signal): Promise<VideoViews> => {
+      const clips = await Promise.all(
+        temporalWindows(ref, windows, seconds).map((w) => decodeClip(w, decode, { signal })),
+      );
+      return { ref, views: clips.flatMap((clip) => spatialViews(clip, opts.spatial ?? 1, opts.views)) };
+    },
+    { concurrency: opts.concurrency ?? 1, buffer: opts.buffer ?? 1, onError: recordDecodeSkip(skips) },
+  );
+  return toAsyncIterable(flow(fromIterable(refs), perVideo));
+}
