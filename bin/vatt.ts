@@ -3,13 +3,23 @@
  * The `vatt` command line: dispatches to one subcommand per file in bin/commands/.
  */
 import { type Command, helpText, parseCommandArgs, UserError } from "./cli.js";
+import { demoCommand } from "./commands/demo.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { modelInfoCommand } from "./commands/model-info.js";
+import { pretrainCommand } from "./commands/pretrain.js";
 import { probeCommand } from "./commands/probe.js";
 import { synthCommand } from "./commands/synth.js";
 import { vocabCommand } from "./commands/vocab.js";
 
-const commands: Command[] = [probeCommand, synthCommand, vocabCommand, inspectCommand, modelInfoCommand];
+const commands: Command[] = [
+  demoCommand,
+  pretrainCommand,
+  probeCommand,
+  synthCommand,
+  vocabCommand,
+  inspectCommand,
+  modelInfoCommand,
+];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length)) + 2;

@@ -168,11 +168,10 @@ export function howTo100M(opts: HowTo100MOptions): ClipSource {
   const csvPath = opts.csv === false ? undefined : (opts.csv ?? join(opts.root, "HowTo100M_v1.csv"));
   const { skips, seed } = opts;
   const captionTag = `howto100m:${basename(captionsPath)}`;
-  let videoIds: Promise<Set<string>> | undefined;
 
   async function* refs(epoch: number): AsyncGenerator<ClipRef> {
-    if (csvPath && !videoIds) videoIds = readHowToVideoIds(csvPath, skips);
-    const listed = csvPath ? await videoIds : undefined;
+    // Read again every epoch, so rows added while training (`vatt pretrain --follow`) are picked up.
+    const listed = csvPath ? await readHowToVideoIds(csvPath, skips) : undefined;
     const seen = listed ? new Set<string>() : undefined;
     let index = 0;
     for await (const event of scanJsonObject(captionsPath)) {

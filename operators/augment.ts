@@ -132,6 +132,7 @@ export function applyAugmentation(
     id: ref.id,
     index: ref.index,
     epoch: ref.epoch,
+    order: ref.order,
     video,
     videoShape: [clip.numFrames, opts.outHeight, opts.outWidth, 3],
     audio,

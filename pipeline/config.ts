@@ -135,7 +135,14 @@ export const PRETRAIN_SCHEMA = {
       default: 64,
       integer: true,
       min: 2,
-      help: "held-out videos evaluated at most",
+      help: "held-out items evaluated at most, per dataset",
+    },
+    clipsPerVideo: {
+      kind: "number",
+      default: 4,
+      integer: true,
+      min: 1,
+      help: "held-out HowTo100M stretches per video, each around one caption",
     },
   },
 } as const satisfies Schema;

@@ -64,6 +64,8 @@ export interface Example {
   id: string;
   index: number;
   epoch: number;
+  /** The ref's place in its epoch's order (pipeline/order.ts), when it came through `orderedRefs`. */
+  order?: number;
   /** T x H x W x 3 in [-1, 1]. */
   video: Float32Array;
   videoShape: [number, number, number, number];

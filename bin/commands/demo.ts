@@ -1,0 +1,43 @@
+import { ConfigError } from "../../pipeline/config.js";
+import { runDemo } from "../../sinks/demo.js";
+import { RunError } from "../../sinks/pretrain.js";
+import { type Command, optionalString, UserError } from "../cli.js";
+import { flagLayer, printResult, stopOnSignals } from "./pretrain.js";
+
+export const demoCommand: Command = {
+  name: "demo",
+  summary:
+    "The main job on built-in defaults: synthetic data -> tiny pretraining -> retrieval eval (npm start)",
+  usage: "vatt demo [--data DIR] [--run-dir DIR] [--steps N] [--set KEY=VALUE ...]",
+  options: {
+    data: {
+      type: "string",
+      help: "where the synthetic datasets are made (if absent) and read",
+      default: "data/demo",
+    },
+    "run-dir": { type: "string", help: "run directory (default: runs/demo-<date>-<time>)" },
+    steps: { type: "string", help: "optimiser steps (default 600: about 10 minutes on 2 cores)" },
+    "batch-size": { type: "string", help: "examples per step (default 16)" },
+    seed: { type: "string", help: "the run's seed (default 0)" },
+    backend: { type: "string", help: "TensorFlow.js backend: auto, node-gpu, node, wasm, cpu" },
+    set: { type: "string", multiple: true, help: "any config key (see 'vatt pretrain --help-config')" },
+  },
+  async run(args) {
+    const stop = stopOnSignals();
+    try {
+      const result = await runDemo({
+        dataDir: optionalString(args, "data") ?? "data/demo",
+        overrides: [flagLayer("demo", args)],
+        stop: stop.signal,
+      });
+      printResult(result);
+      return 0;
+    } catch (err) {
+      if (err instanceof ConfigError) throw new UserError(`vatt demo: ${err.message}`, 2);
+      if (err instanceof RunError) throw new UserError(`vatt demo: ${err.message}`);
+      throw err;
+    } finally {
+      stop.dispose();
+    }
+  },
+};

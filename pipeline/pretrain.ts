@@ -1,0 +1,249 @@
+/**
+ * The pretraining preset: from a validated config to the pieces a run needs — the model config that fits the
+ * data, the vocabulary, the training stream of positioned batches (HowTo100M and AudioSet mixed, sharded into a
+ * train and a held-out part), and the held-out evaluation items.
+ */
+import { access, mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { audioSet } from "../datasets/audioset.js";
+import { howTo100M } from "../datasets/howto100m.js";
+import type { ClipSource } from "../datasets/source.js";
+import { captionVocabulary, writeVocabulary } from "../datasets/vocab.js";
+import { type ModelConfig, presetConfig, withOverrides } from "../model/config.js";
+import { stackExamples } from "../operators/batch.js";
+import { captionText, nearestCaptions } from "../operators/captions.js";
+import type { DecodeOptions } from "../operators/decode.js";
+import { mixSources } from "../operators/mix.js";
+import { loadVocabulary, SPECIAL_TOKENS, Vocabulary } from "../operators/tokenize.js";
+import type { PretrainConfig } from "./config.js";
+import { orderedRefs, type StreamPosition, stableHash } from "./order.js";
+import type { Batch, ClipRef, Example } from "./records.js";
+import type { SkipLog } from "./skips.js";
+import { pretrainingExamples } from "./stream.js";
+
+/** Captions per clip for MIL-NCE (the paper's K). */
+export const CAPTIONS_PER_CLIP = 5;
+
+/** The model for a run: the preset, with the vocabulary's size and the run's DropToken rate. */
+export function runModelConfig(config: PretrainConfig, vocabSize: number): ModelConfig {
+  const preset = presetConfig(config.model.preset);
+  if (!preset) throw new Error(`unknown model preset '${config.model.preset}'`);
+  return withOverrides(preset, {
+    dropTokenRate: config.model.dropTokenRate,
+    textConfig: { vocabSize: Math.min(preset.textConfig.vocabSize, vocabSize) },
+  });
+}
+
+/**
+ * How clips are decoded for a model: its frame count at the run's fps, and the audio rate that makes its sample
+ * count span the same time as the frames (tiny: 8192 samples over 0.8 s = 10,240 Hz; the paper: 153,600 over
+ * 3.2 s = 48 kHz).
+ */
+export function decodeOptionsFor(model: ModelConfig, config: PretrainConfig): Partial<DecodeOptions> {
+  const seconds = model.videoGeometry.frames / config.data.fps;
+  return {
+    frames: model.videoGeometry.frames,
+    fps: config.data.fps,
+    sampleRate: Math.round(model.audioGeometry.samples / seconds),
+    shortSide: Math.max(config.data.decodeShortSide, model.videoGeometry.height, model.videoGeometry.width),
+    timeoutMs: config.data.decodeTimeoutMs,
+  };
+}
+
+/** Whether a video belongs to the held-out split: a stable hash of its id, the same on every machine. */
+export function isHeldOut(id: string, share: number): boolean {
+  return stableHash(`heldout:${id}`) % 10_000 < share * 10_000;
+}
+
+function filtered(source: ClipSource, keep: (ref: ClipRef) => boolean): ClipSource {
+  return {
+    name: source.name,
+    async *refs(epoch) {
+      for await (const ref of source.refs(epoch)) if (keep(ref)) yield ref;
+    },
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The run's vocabulary: the configured file, or one built from the HowTo100M captions and saved in the run. */
+export async function runVocabulary(config: PretrainConfig, skips: SkipLog): Promise<Vocabulary> {
+  if (config.data.vocab) return loadVocabulary(config.data.vocab);
+  const saved = join(config.runDir, "vocab.txt");
+  if (await exists(saved)) return loadVocabulary(saved);
+  if (!config.data.howto100m) return new Vocabulary(SPECIAL_TOKENS); // no text in the data: specials only
+  const { vocab } = await captionVocabulary(join(config.data.howto100m, "caption.json"), 2 ** 16, skips);
+  await mkdir(config.runDir, { recursive: true });
+  await writeVocabulary(vocab, saved);
+  return vocab;
+}
+
+/** The training part of the configured datasets, mixed by weight. */
+export function trainingSource(config: PretrainConfig, model: ModelConfig, skips: SkipLog): ClipSource {
+  const window = { frames: model.videoGeometry.frames, fps: config.data.fps };
+  const inputs: { source: ClipSource; weight: number }[] = [];
+  if (config.data.howto100m) {
+    const source = howTo100M({ root: config.data.howto100m, seed: config.seed, skips, ...window });
+    inputs.push({
+      source: filtered(source, (r) => !isHeldOut(r.id, config.data.heldOutShare)),
+      weight: config.data.howto100mWeight,
+    });
+  }
+  if (config.data.audioset) {
+    const source = audioSet({ root: config.data.audioset, seed: config.seed, skips, ...window });
+    inputs.push({ source, weight: config.data.audiosetWeight });
+  }
+  if (inputs.length === 0)
+    throw new Error("no raw-video dataset configured (data.howto100m or data.audioset)");
+  return mixSources(inputs, { seed: config.seed });
+}
+
+/** A batch and the stream position after it. */
+export interface PositionedBatch {
+  batch: Batch;
+  position: StreamPosition;
+}
+
+export interface BatchStreamOptions {
+  config: PretrainConfig;
+  model: ModelConfig;
+  vocab: Vocabulary;
+  skips: SkipLog;
+  resume?: StreamPosition;
+  /** Poll interval while waiting for new data in follow mode. */
+  followPollMs?: number;
+  signal?: AbortSignal;
+}
+
+async function* refsFollowing(
+  source: ClipSource,
+  o: BatchStreamOptions,
+): AsyncGenerator<ClipRef, void, undefined> {
+  let resume = o.resume;
+  for (;;) {
+    let last: ClipRef | undefined;
+    for await (const ref of orderedRefs(source, {
+      seed: o.config.seed,
+      epochs: Number.POSITIVE_INFINITY,
+      resume,
+    })) {
+      last = ref;
+      yield ref;
+    }
+    // orderedRefs ends only when a whole epoch is empty: without --follow that is the end of the data.
+    if (!o.config.data.follow || o.signal?.aborted) return;
+    const emptyEpoch = last ? last.epoch + 1 : (resume?.epoch ?? 0);
+    resume = { epoch: emptyEpoch, next: 0 };
+    await new Promise((r) => setTimeout(r, o.followPollMs ?? 2000));
+    if (o.signal?.aborted) return;
+  }
+}
+
+/**
+ * The training stream: refs in the run's order (from `resume` on), decoded and augmented with bounded
+ * concurrency, stacked into batches, each with the exact position after it. The stream reads ahead only as far
+ * as `data.concurrency + data.buffer` clips.
+ */
+export async function* positionedBatches(
+  o: BatchStreamOptions,
+): AsyncGenerator<PositionedBatch, void, undefined> {
+  const { config, model } = o;
+  const source = trainingSource(config, model, o.skips);
+  const examples = pretrainingExamples(refsFollowing(source, o), {
+    seed: config.seed,
+    concurrency: config.data.concurrency,
+    buffer: config.data.buffer,
+    skips: o.skips,
+    decode: decodeOptionsFor(model, config),
+    augment: {
+      outHeight: model.videoGeometry.height,
+      outWidth: model.videoGeometry.width,
+      text: captionText(o.vocab, CAPTIONS_PER_CLIP, model.textConfig.maxWords),
+    },
+  });
+  let pending: Example[] = [];
+  for await (const example of examples) {
+    checkExample(example, model);
+    pending.push(example);
+    if (pending.length < config.train.batchSize) continue;
+    const last = pending[pending.length - 1];
+    const batch = stackExamples(pending);
+    pending = [];
+    yield { batch, position: { epoch: last.epoch, next: (last.order ?? 0) + 1 } };
+  }
+}
+
+function checkExample(e: Example, model: ModelConfig): void {
+  const g = model.videoGeometry;
+  const [t, h, w] = e.videoShape;
+  if (t !== g.frames || h !== g.height || w !== g.width || e.audio.length !== model.audioGeometry.samples) {
+    throw new Error(
+      `example ${e.source}:${e.id} is ${e.videoShape.join("x")} video and ${e.audio.length} audio samples; the ` +
+        `model expects ${g.frames}x${g.height}x${g.width}x3 and ${model.audioGeometry.samples} (a decode setting is off)`,
+    );
+  }
+}
+
+/** One held-out evaluation item: a stretch of a video, with the caption spoken there (when there is one). */
+export interface EvalItem {
+  ref: ClipRef;
+  text?: string;
+}
+
+/**
+ * Held-out items: HowTo100M videos of the held-out split (a stretch around one of their captions, the caption as
+ * the text query) and AudioSet's eval segments (no text). At most `eval.maxVideos` of each.
+ */
+export async function evaluationItems(
+  config: PretrainConfig,
+  model: ModelConfig,
+  skips: SkipLog,
+): Promise<EvalItem[]> {
+  const items: EvalItem[] = [];
+  const window = model.videoGeometry.frames / config.data.fps;
+  const max = config.eval.maxVideos;
+  if (config.data.howto100m) {
+    const source = howTo100M({
+      root: config.data.howto100m,
+      seed: config.seed + 1,
+      skips,
+      windowSeconds: window,
+      clipsPerVideo: config.eval.clipsPerVideo,
+    });
+    let count = 0;
+    for await (const ref of source.refs(0)) {
+      if (!isHeldOut(ref.id, config.data.heldOutShare)) continue;
+      const caption = nearestCaptions(ref.captions, ref.start, ref.end, 1)[0];
+      if (!caption) continue;
+      // The stretch the 4 windows cover: the caption's own span, at least one window long.
+      const centre = (caption.start + caption.end) / 2;
+      const half = Math.max(window, caption.end - caption.start) / 2;
+      const start = Math.max(0, centre - half);
+      items.push({ ref: { ...ref, start, end: start + 2 * half, captions: [caption] }, text: caption.text });
+      if (++count >= max) break;
+    }
+  }
+  if (config.data.audioset) {
+    const evalCsv = join(config.data.audioset, "eval_segments.csv");
+    if (await exists(evalCsv)) {
+      const source = audioSet({
+        root: config.data.audioset,
+        segments: evalCsv,
+        seed: config.seed,
+        skips,
+        windowSeconds: window,
+      });
+      let count = 0;
+      for await (const ref of source.refs(0)) {
+        items.push({ ref: { ...ref, start: 0, end: ref.duration ?? Math.max(ref.end, 10) } });
+        if (++count >= max) break;
+      }
+    }
+  }
+  return items;
+}

@@ -1,0 +1,251 @@
+/**
+ * A whole pretraining run, as `vatt pretrain` and `vatt demo` start it: run directory, backend, vocabulary, model
+ * and optimiser (fresh or resumed from the last checkpoint), the streaming data, the training loop, evaluation
+ * during and after training, plots. Everything a run writes lands in its run directory:
+ *
+ *   config.json      the effective configuration         metrics.jsonl   one JSON line per step / event
+ *   vocab.txt        the vocabulary (when built here)    eval.json       the latest retrieval figures (+ evals.jsonl)
+ *   checkpoints/     step-NNNNNNNNN/ folders             loss.png, lr.png
+ */
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { type BackendChoice, type BackendInfo, selectBackend } from "../model/backend.js";
+import { loadCheckpoint } from "../model/checkpoint.js";
+import { paramCounts } from "../model/info.js";
+import { createOptimizer, disposeOptimizer, pretrainingOptimizer } from "../model/optim.js";
+import { createModel, disposeModel } from "../model/vatt.js";
+import type { PretrainConfig } from "../pipeline/config.js";
+import type { StreamPosition } from "../pipeline/order.js";
+import {
+  decodeOptionsFor,
+  type EvalItem,
+  evaluationItems,
+  positionedBatches,
+  runModelConfig,
+  runVocabulary,
+} from "../pipeline/pretrain.js";
+import { SkipLog } from "../pipeline/skips.js";
+import { latestCheckpoint, listCheckpoints } from "./checkpoints.js";
+import { describeEval, type EvalReport, evaluateRetrieval, writeEvalReport } from "./evaluate.js";
+import { MetricsLog } from "./metrics.js";
+import { writeLineChartPng } from "./plots.js";
+import { runTrainingLoop, type TrainSummary } from "./train.js";
+
+export interface PretrainRunOptions {
+  /** Continue from the run directory's last checkpoint. */
+  resume?: boolean;
+  /** Stops the run after the current step, with a checkpoint (SIGINT/SIGTERM are wired to it by the CLI). */
+  stop?: AbortSignal;
+  /** Where progress notes go (default: stderr). */
+  log?: (line: string) => void;
+  /** Skip the final evaluation. */
+  skipFinalEval?: boolean;
+}
+
+export interface PretrainResult {
+  runDir: string;
+  backend: BackendInfo;
+  summary: TrainSummary;
+  eval?: EvalReport;
+  skips: Record<string, number>;
+  files: { metrics: string; config: string; eval?: string; plots: string[]; checkpoint?: string };
+}
+
+/** A failure of the run itself (not of one example): one sentence naming the thing and what to do. */
+export class RunError extends Error {
+  override name = "RunError";
+}
+
+async function checkRunDir(runDir: string, resume: boolean): Promise<void> {
+  try {
+    await mkdir(runDir, { recursive: true });
+    const probe = join(runDir, `.write-test-${process.pid}`);
+    await writeFile(probe, "");
+    await rm(probe);
+  } catch (err) {
+    throw new RunError(
+      `run directory '${runDir}' is not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): ` +
+        "choose another with --run-dir",
+    );
+  }
+  const checkpoints = await listCheckpoints(runDir);
+  if (!resume && checkpoints.length > 0) {
+    throw new RunError(
+      `run directory '${runDir}' already holds checkpoints (last: step ${checkpoints.at(-1)?.step}): ` +
+        "continue it with --resume, or start a new run with another --run-dir",
+    );
+  }
+  if (resume && checkpoints.length === 0) {
+    throw new RunError(
+      `nothing to resume: run directory '${runDir}' has no checkpoint yet; start it without --resume`,
+    );
+  }
+}
+
+/** Loss and learning-rate curves from metrics.jsonl (the whole history, resumed parts included). */
+async function writePlots(runDir: string): Promise<string[]> {
+  const lines = (await readFile(join(runDir, "metrics.jsonl"), "utf8"))
+    .split("\n")
+    .filter((l) => l.length > 0);
+  const steps = lines
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return undefined; // a line cut short by a crash
+      }
+    })
+    .filter((r): r is Record<string, number> => r?.event === "step");
+  if (steps.length === 0) return [];
+  const pts = (key: string): [number, number][] => steps.map((s) => [s.step, s[key]]);
+  const loss = join(runDir, "loss.png");
+  const lr = join(runDir, "lr.png");
+  await writeLineChartPng(
+    loss,
+    [
+      { label: "total", points: pts("loss"), color: "#222" },
+      { label: "NCE (video-audio)", points: pts("nce"), color: "#d62728" },
+      { label: "MIL-NCE (video-text)", points: pts("milNce"), color: "#1f77b4" },
+    ],
+    { title: "Pretraining loss", xLabel: "step", yLabel: "loss" },
+  );
+  await writeLineChartPng(lr, [{ label: "learning rate", points: pts("lr"), color: "#2ca02c" }], {
+    title: "Learning rate",
+    xLabel: "step",
+    yLabel: "learning rate",
+  });
+  return [loss, lr];
+}
+
+export async function runPretraining(
+  config: PretrainConfig,
+  o: PretrainRunOptions = {},
+): Promise<PretrainResult> {
+  const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const runDir = config.runDir;
+  await checkRunDir(runDir, o.resume ?? false);
+  const backend = await selectBackend(config.model.backend as BackendChoice);
+  log(
+    `vatt: backend ${backend.name}${backend.skipped.length ? ` (passed over: ${backend.skipped.join("; ")})` : ""}`,
+  );
+
+  let shownSkips = 0;
+  const skips = new SkipLog(50, (event) => {
+    if (shownSkips++ < 5) log(`vatt: skipped: ${event.message}`);
+    else if (shownSkips === 6) log("vatt: more skips follow; counts are in metrics.jsonl and the summary");
+  });
+  const vocab = await runVocabulary(config, skips);
+  const modelConfig = runModelConfig(config, vocab.size);
+  const model = createModel(modelConfig, config.seed);
+  const optimizer = createOptimizer(
+    {
+      ...pretrainingOptimizer({
+        lr: config.train.learningRate,
+        finalLr: config.train.finalLearningRate,
+        warmupSteps: config.train.warmupSteps,
+        totalSteps: config.train.steps,
+      }),
+      ...(config.train.gradClipNorm > 0 ? { clipNorm: config.train.gradClipNorm } : {}),
+    },
+    model.params,
+  );
+  try {
+    let position: StreamPosition | undefined;
+    if (o.resume) {
+      const last = (await latestCheckpoint(runDir))!;
+      await loadCheckpoint(join(last.dir, "model.safetensors"), model, optimizer);
+      position = (
+        JSON.parse(await readFile(join(last.dir, "position.json"), "utf8")) as { position: StreamPosition }
+      ).position;
+      log(
+        `vatt: resumed ${runDir} at step ${optimizer.step} (data epoch ${position.epoch}, next ${position.next})`,
+      );
+    }
+    const configFile = join(runDir, "config.json");
+    await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`);
+    const metrics = new MetricsLog(join(runDir, "metrics.jsonl"));
+    const params = paramCounts(modelConfig).total;
+    metrics.write({
+      event: o.resume ? "resume" : "start",
+      step: optimizer.step,
+      backend: backend.name,
+      preset: modelConfig.preset,
+      params,
+      vocab: vocab.size,
+    });
+    log(
+      `vatt: ${o.resume ? "resuming" : "pretraining"} ${modelConfig.preset} (${(params / 1e6).toFixed(2)} M parameters, ` +
+        `vocabulary ${vocab.size}) for ${config.train.steps} steps of ${config.train.batchSize} examples; run directory ${runDir}`,
+    );
+
+    const decode = decodeOptionsFor(modelConfig, config);
+    let items: EvalItem[] | undefined;
+    let lastEval: EvalReport | undefined;
+    const evaluate = async (step: number): Promise<void> => {
+      items ??= await evaluationItems(config, modelConfig, skips);
+      if (items.length < 2) {
+        log("vatt: evaluation skipped: fewer than 2 held-out items (raise data.heldOutShare or add videos)");
+        return;
+      }
+      log(`vatt: evaluating retrieval on ${items.length} held-out items at step ${step} ...`);
+      lastEval = await evaluateRetrieval({
+        model,
+        vocab,
+        items,
+        decode,
+        windows: config.eval.windows,
+        concurrency: config.data.concurrency,
+        skips,
+        step,
+        signal: o.stop,
+      });
+      await writeEvalReport(runDir, lastEval);
+      metrics.write({ event: "eval", ...lastEval });
+      for (const line of describeEval(lastEval)) log(`vatt: ${line}`);
+    };
+
+    const summary = await runTrainingLoop({
+      runDir,
+      model,
+      optimizer,
+      data: positionedBatches({ config, model: modelConfig, vocab, skips, resume: position, signal: o.stop }),
+      steps: config.train.steps,
+      seed: config.seed,
+      lambda: config.train.lambda,
+      checkpointEvery: config.train.checkpointEvery,
+      keepCheckpoints: config.train.keepCheckpoints,
+      logEvery: config.train.logEvery,
+      skips,
+      metrics,
+      startPosition: position,
+      stop: o.stop,
+      evalEvery: config.train.evalEvery,
+      evaluate,
+      checkpointExtra: { runConfig: config },
+    });
+    metrics.write({ event: "end", ...summary, losses: undefined, skips: skips.byReason() });
+    if (summary.ended === "data-exhausted") {
+      log("vatt: the data ran out: no example could be read (see the skips above); training stopped early");
+    }
+    if (!o.skipFinalEval && summary.ended !== "stopped" && summary.stepsThisRun > 0)
+      await evaluate(summary.step);
+    const plots = await writePlots(runDir);
+    return {
+      runDir,
+      backend,
+      summary,
+      eval: lastEval,
+      skips: skips.byReason(),
+      files: {
+        metrics: join(runDir, "metrics.jsonl"),
+        config: configFile,
+        ...(lastEval ? { eval: join(runDir, "eval.json") } : {}),
+        plots,
+        ...(summary.lastCheckpoint ? { checkpoint: summary.lastCheckpoint } : {}),
+      },
+    };
+  } finally {
+    disposeModel(model);
+    disposeOptimizer(optimizer);
+  }
+}
