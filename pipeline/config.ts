@@ -81,6 +81,34 @@ export const PRETRAIN_SCHEMA = {
     },
     follow: { kind: "boolean", default: false, help: "keep training as new videos and captions appear" },
   },
+  augment: {
+    crop: {
+      kind: "string",
+      default: "inception",
+      choices: ["inception", "vgg", "centre"],
+      help: "training crop: Inception random area/aspect, VGG scale jitter, or centre",
+    },
+    minArea: {
+      kind: "number",
+      default: 0.08,
+      min: 0.01,
+      max: 1,
+      help: "smallest crop area share (Inception crop)",
+    },
+    flip: { kind: "number", default: 0.5, min: 0, max: 1, help: "chance of a horizontal flip of the clip" },
+    colour: {
+      kind: "boolean",
+      default: true,
+      help: "colour augmentation (brightness, saturation, contrast, hue)",
+    },
+    audioNoise: {
+      kind: "number",
+      default: 0.01,
+      min: 0,
+      max: 1,
+      help: "audio noise sigma relative to max |x|",
+    },
+  },
   train: {
     batchSize: {
       kind: "number",

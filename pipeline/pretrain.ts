@@ -3,15 +3,17 @@
  * data, the vocabulary, the training stream of positioned batches (HowTo100M and AudioSet mixed, sharded into a
  * train and a held-out part), and the held-out evaluation items.
  */
-import { access, mkdir } from "node:fs/promises";
+import { access, mkdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { audioSet } from "../datasets/audioset.js";
 import { howTo100M } from "../datasets/howto100m.js";
 import type { ClipSource } from "../datasets/source.js";
 import { captionVocabulary, writeVocabulary } from "../datasets/vocab.js";
 import { type ModelConfig, presetConfig, withOverrides } from "../model/config.js";
+import type { AugmentOptions } from "../operators/augment.js";
 import { stackExamples } from "../operators/batch.js";
 import { captionText, nearestCaptions } from "../operators/captions.js";
+import { defaultInceptionCrop } from "../operators/crop.js";
 import type { DecodeOptions } from "../operators/decode.js";
 import { mixSources } from "../operators/mix.js";
 import { loadVocabulary, SPECIAL_TOKENS, Vocabulary } from "../operators/tokenize.js";
@@ -47,6 +49,18 @@ export function decodeOptionsFor(model: ModelConfig, config: PretrainConfig): Pa
     sampleRate: Math.round(model.audioGeometry.samples / seconds),
     shortSide: Math.max(config.data.decodeShortSide, model.videoGeometry.height, model.videoGeometry.width),
     timeoutMs: config.data.decodeTimeoutMs,
+  };
+}
+
+/** The training augmentation of a run (the reference's, unless the config says otherwise). */
+export function augmentOptionsFor(config: PretrainConfig): Partial<AugmentOptions> {
+  const a = config.augment;
+  return {
+    crop: a.crop as AugmentOptions["crop"],
+    inception: { ...defaultInceptionCrop, area: [a.minArea, 1] },
+    flipProbability: a.flip,
+    ...(a.colour ? {} : { colour: false as const }),
+    audioNoise: a.audioNoise,
   };
 }
 
@@ -120,13 +134,56 @@ export interface BatchStreamOptions {
   signal?: AbortSignal;
 }
 
+/** Files whose change means the dataset changed: the index files and the media folders. */
+function watchedPaths(config: PretrainConfig): string[] {
+  const paths: string[] = [];
+  if (config.data.howto100m) {
+    const root = config.data.howto100m;
+    paths.push(join(root, "caption.json"), join(root, "HowTo100M_v1.csv"), join(root, "videos"));
+  }
+  if (config.data.audioset) {
+    const root = config.data.audioset;
+    paths.push(
+      join(root, "balanced_train_segments.csv"),
+      join(root, "unbalanced_train_segments.csv"),
+      join(root, "clips"),
+    );
+  }
+  return paths;
+}
+
+/** Size and modification time of each watched path: changes when rows or files are added. */
+async function datasetStamp(paths: string[]): Promise<string> {
+  const parts = await Promise.all(
+    paths.map((p) =>
+      stat(p).then(
+        (s) => `${s.size}:${s.mtimeMs}`,
+        () => "-",
+      ),
+    ),
+  );
+  return parts.join("|");
+}
+
+/**
+ * The run's refs, epoch after epoch. Every epoch re-reads the dataset's files. With `data.follow`, the stream also
+ * (a) waits for data instead of ending when an epoch is empty, and (b) starts the next epoch as soon as the
+ * dataset's files change, so videos and captions added while training are picked up within seconds rather than
+ * after a whole pass. (A followed run's resume is exact only while the files stay unchanged.)
+ */
 async function* refsFollowing(
   source: ClipSource,
   o: BatchStreamOptions,
 ): AsyncGenerator<ClipRef, void, undefined> {
+  const follow = o.config.data.follow;
+  const pollMs = o.followPollMs ?? 2000;
+  const watched = watchedPaths(o.config);
   let resume = o.resume;
   for (;;) {
+    let stamp = follow ? await datasetStamp(watched) : "";
+    let checked = Date.now();
     let last: ClipRef | undefined;
+    let changed = false;
     for await (const ref of orderedRefs(source, {
       seed: o.config.seed,
       epochs: Number.POSITIVE_INFINITY,
@@ -134,13 +191,26 @@ async function* refsFollowing(
     })) {
       last = ref;
       yield ref;
+      if (follow && Date.now() - checked >= pollMs) {
+        checked = Date.now();
+        const now = await datasetStamp(watched);
+        if (now !== stamp) {
+          changed = true;
+          stamp = now;
+          break;
+        }
+      }
     }
     // orderedRefs ends only when a whole epoch is empty: without --follow that is the end of the data.
-    if (!o.config.data.follow || o.signal?.aborted) return;
-    const emptyEpoch = last ? last.epoch + 1 : (resume?.epoch ?? 0);
-    resume = { epoch: emptyEpoch, next: 0 };
-    await new Promise((r) => setTimeout(r, o.followPollMs ?? 2000));
-    if (o.signal?.aborted) return;
+    if (!follow || o.signal?.aborted) return;
+    resume = { epoch: last ? last.epoch + 1 : (resume?.epoch ?? 0), next: 0 };
+    if (!changed) {
+      // Nothing to read: wait until the dataset changes.
+      while ((await datasetStamp(watched)) === stamp) {
+        await new Promise((r) => setTimeout(r, pollMs));
+        if (o.signal?.aborted) return;
+      }
+    }
   }
 }
 
@@ -161,6 +231,7 @@ export async function* positionedBatches(
     skips: o.skips,
     decode: decodeOptionsFor(model, config),
     augment: {
+      ...augmentOptionsFor(config),
       outHeight: model.videoGeometry.height,
       outWidth: model.videoGeometry.width,
       text: captionText(o.vocab, CAPTIONS_PER_CLIP, model.textConfig.maxWords),
