@@ -175,7 +175,12 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainSummary
           skippedSteps: summary.skippedSteps,
           elapsedSeconds: (now - started) / 1000,
         };
-        o.metrics.write({ event: "step", ...m, tensors: tf.memory().numTensors });
+        o.metrics.write({
+          event: "step",
+          ...m,
+          tensors: tf.memory().numTensors,
+          rssMB: Math.round(process.memoryUsage().rss / 2 ** 20),
+        });
         const secondsPerStep = m.elapsedSeconds / Math.max(1, summary.stepsThisRun);
         progress.update(progressLine(m, o.steps, secondsPerStep));
         o.onStep?.(m);
