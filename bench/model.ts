@@ -1,6 +1,12 @@
 /**
- * Tiny-preset training step time at DropToken rates 0/25/50/75 %, the GFLOP/s that achieves, and beside it the
- * backend's own matmul GFLOP/s measured in the same run (`ratio` = model / matmul).
+ * Training step time on the fast path (wasm + native matrix kernels + fused optimiser, model/kernels.ts) against the
+ * stock wasm backend, measured in one run with the two interleaved step by step (other processes share the cores):
+ *
+ * - the tiny preset (DropToken 0), `ratio` = stock / fast, and on the fast path DropToken 0/25/50/75 %;
+ * - a bigger case where matrix speed matters: one pre-LN Transformer block (attention + FFN), B=8, T=128, D=256,
+ *   MLP 1024, 4 heads, variableGrads + Adam;
+ * - the raw GEMM GFLOP/s of the fastest kernel here (the native one, 1024^3) and the stock wasm matmul's, and each
+ *   step's achieved GFLOP/s with its fraction of that GEMM figure.
  */
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../model/backend.js";
@@ -13,16 +19,25 @@ import {
   voxelSize,
 } from "../model/config.js";
 import { encoderFlops } from "../model/info.js";
-import { createOptimizer, disposeOptimizer, pretrainingOptimizer } from "../model/optim.js";
+import { disableFastKernels, enableFastKernels, type FastKernelsInfo, fastGemm } from "../model/kernels.js";
+import {
+  applyGradients,
+  createOptimizer,
+  disposeOptimizer,
+  type Optimizer,
+  pretrainingOptimizer,
+} from "../model/optim.js";
+import { ParamBuilder, type ParamMap } from "../model/params.js";
 import { trainStep } from "../model/train.js";
+import { buildEncoder, encoderBlock } from "../model/transformer.js";
 import { createModel, disposeModel } from "../model/vatt.js";
 import { randomForRun } from "../pipeline/random.js";
 import type { Batch } from "../pipeline/records.js";
 
 const BATCH = 8;
 const CAPTIONS = 2;
-const WARMUP_STEPS = 3;
-const TIMED_STEPS = 8;
+const WARMUP_STEPS = 2;
+const TIMED_STEPS = 5;
 
 /**
  * FLOPs of one training step as executed: forward over the kept tokens (this implementation projects only kept
@@ -63,70 +78,248 @@ function benchBatch(c: ModelConfig): Batch {
   };
 }
 
-/** GFLOP/s of a square matmul on the current backend. */
-function matmulGflops(n = 512, repeats = 10): number {
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+function timeMs(f: () => void): number {
+  const t0 = performance.now();
+  f();
+  return performance.now() - t0;
+}
+
+const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
+
+/** GFLOP/s of a square tf.matMul on the current backend and kernels. */
+function matmulGflops(n: number, repeats: number): number {
   const a = tf.randomNormal([n, n]);
   const b = tf.randomNormal([n, n]);
-  const warm = tf.matMul(a, b);
-  warm.dataSync();
-  warm.dispose();
-  const t0 = performance.now();
-  for (let i = 0; i < repeats; i++) {
-    const c = tf.matMul(a, b);
-    c.dataSync();
-    c.dispose();
+  const times: number[] = [];
+  for (let i = 0; i <= repeats; i++) {
+    times.push(
+      timeMs(() => {
+        const c = tf.matMul(a, b);
+        c.dataSync();
+        c.dispose();
+      }),
+    );
   }
-  const seconds = (performance.now() - t0) / 1e3;
   tf.dispose([a, b]);
-  return (repeats * 2 * n ** 3) / seconds / 1e9;
+  return (2 * n ** 3) / (median(times.slice(1)) / 1e3) / 1e9;
+}
+
+/** GFLOP/s of the native GEMM alone on n^3 (no tfjs in the loop), best of the shapes a step uses. */
+function nativeGemmGflops(n: number, repeats: number): number | undefined {
+  const g = fastGemm();
+  if (!g) return undefined;
+  const a = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+  const out = new Float32Array(n * n);
+  const times: number[] = [];
+  for (let i = 0; i <= repeats; i++)
+    times.push(timeMs(() => g.matmul(a, [n, n], a, [n, n], false, false, out, [n, n])));
+  return (2 * n ** 3) / (median(times.slice(1)) / 1e3) / 1e9;
+}
+
+type Mode = "fast" | "stock";
+
+/** Switches between the fast path and the stock wasm kernels (the model and optimiser state stay). */
+function useMode(mode: Mode, threads: number | undefined): void {
+  if (mode === "fast") enableFastKernels({ threads });
+  else disableFastKernels();
+}
+
+/**
+ * Median ms per step of `step` in both modes, interleaved (fast x fastPerRound, stock, fast ..., stock) so load
+ * from other processes falls on both alike. Stock is skipped (undefined) when the fast path is unavailable.
+ */
+function interleaved(
+  step: () => void,
+  fastOn: boolean,
+  threads: number | undefined,
+  warmup: number,
+  timed: number,
+  fastPerRound = 1,
+): { fast: number; stock?: number } {
+  const modes: Mode[] = fastOn ? ["fast", "stock"] : ["stock"];
+  const times: Record<Mode, number[]> = { fast: [], stock: [] };
+  for (const mode of modes) {
+    useMode(mode, threads);
+    for (let i = 0; i < warmup; i++) step();
+  }
+  for (let i = 0; i < timed; i++) {
+    for (const mode of modes) {
+      useMode(mode, threads);
+      for (let j = 0; j < (mode === "fast" ? fastPerRound : 1); j++) times[mode].push(timeMs(step));
+    }
+  }
+  if (fastOn) useMode("fast", threads);
+  return fastOn ? { fast: median(times.fast), stock: median(times.stock) } : { fast: median(times.stock) };
+}
+
+/** The block case: sizes, FLOPs, and a training step (forward, backward, Adam) over fixed inputs. */
+const BLOCK = { batch: 8, tokens: 128, hidden: 256, mlp: 1024, heads: 4 };
+
+function blockCase(): { step: () => void; flops: number; dispose: () => void } {
+  const size = { name: "block", layers: 1, hidden: BLOCK.hidden, mlp: BLOCK.mlp, heads: BLOCK.heads };
+  const b = new ParamBuilder(randomForRun(0, "bench/block"));
+  buildEncoder(b, "block", size);
+  const params: ParamMap = b.params;
+  const names = Object.keys(params).filter((n) => n.startsWith("block/layer_0/"));
+  const vars = names.map((n) => params[n]);
+  const opt: Optimizer = createOptimizer(
+    pretrainingOptimizer({ lr: 1e-4, warmupSteps: 10, totalSteps: 1000 }),
+    Object.fromEntries(names.map((n) => [n, params[n]])),
+  );
+  const rng = randomForRun(1, "bench/block-input");
+  const x = tf.tensor3d(
+    Float32Array.from({ length: BLOCK.batch * BLOCK.tokens * BLOCK.hidden }, () => rng.uniform(-1, 1)),
+    [BLOCK.batch, BLOCK.tokens, BLOCK.hidden],
+  );
+  const step = (): void => {
+    const { value, grads } = tf.variableGrads(() => {
+      const y = encoderBlock(params, "block/layer_0", size, x, 1e-6, { training: false, dropout: 0 });
+      return tf.mean(tf.square(y)) as tf.Scalar;
+    }, vars);
+    value.dataSync();
+    const byName: Record<string, tf.Tensor> = {};
+    names.forEach((n, i) => {
+      byName[n] = grads[vars[i].name];
+    });
+    applyGradients(opt, params, byName);
+    value.dispose();
+    tf.dispose(Object.values(grads));
+  };
+  const flops = 3 * BLOCK.batch * encoderFlops(size, BLOCK.tokens);
+  const dispose = (): void => {
+    disposeOptimizer(opt);
+    for (const v of Object.values(params)) v.dispose();
+    for (const v of Object.values(b.state)) v.dispose();
+    x.dispose();
+  };
+  return { step, flops, dispose };
 }
 
 export async function benchModel(opts: { json: boolean }): Promise<Record<string, unknown>> {
-  const backend = await selectBackend("auto");
+  const note = (s: string): void => {
+    if (opts.json) console.error(s);
+    else console.log(s);
+  };
+  const threads = process.env.VATT_THREADS ? Number(process.env.VATT_THREADS) : undefined;
+  const backend = await selectBackend("wasm", { fastKernels: true, threads });
+  const fast: FastKernelsInfo = backend.fast;
+  // Without the native library the fast path is the fused optimiser alone; without either, stock alone is timed.
+  const fastOn = fast.enabled || fast.fusedOptimizer;
+  if (!fast.enabled) note(`native kernels unavailable (${fast.reason})`);
   const base = presetConfig("tiny");
   if (!base) throw new Error("tiny preset missing");
-  const matmul = matmulGflops();
-  const rates: { dropRate: number; msPerStep: number; gflopPerStep: number; gflops: number }[] = [];
-  for (const rate of [0, 0.25, 0.5, 0.75]) {
-    const c: ModelConfig = { ...base, dropTokenRate: rate };
-    const model = createModel(c, 0);
-    const opt = createOptimizer(
-      pretrainingOptimizer({ lr: 1e-4, warmupSteps: 10, totalSteps: 1000 }),
-      model.params,
-    );
-    const batch = benchBatch(c);
-    for (let i = 0; i < WARMUP_STEPS; i++) trainStep(model, opt, batch, { seed: 0 });
-    const t0 = performance.now();
-    for (let i = 0; i < TIMED_STEPS; i++) trainStep(model, opt, batch, { seed: 0 });
-    const msPerStep = (performance.now() - t0) / TIMED_STEPS;
-    const flops = trainingStepFlops(c, rate, BATCH, CAPTIONS);
-    rates.push({
-      dropRate: rate,
-      msPerStep: Number(msPerStep.toFixed(1)),
-      gflopPerStep: Number((flops / 1e9).toFixed(3)),
-      gflops: Number((flops / 1e9 / (msPerStep / 1e3)).toFixed(2)),
-    });
-    disposeOptimizer(opt);
-    disposeModel(model);
-  }
-  const achieved = rates[0].gflops;
-  const result = {
-    name: "model",
-    backend: backend.name,
+
+  // Raw matrix speed: the native GEMM alone, and the stock wasm matmul (XNNPACK, untransposed, one thread).
+  const gemm = fast.enabled ? nativeGemmGflops(1024, 8) : undefined;
+  disableFastKernels();
+  const stockMatmul = matmulGflops(1024, 4);
+  if (fastOn) enableFastKernels({ threads });
+  const gemmGflops = gemm ?? stockMatmul;
+  note(
+    `GEMM 1024^3: ${fast.enabled ? `native ${gemm?.toFixed(1)} GFLOP/s on ${fast.threads} threads, ` : ""}` +
+      `stock wasm ${stockMatmul.toFixed(1)} GFLOP/s`,
+  );
+
+  // Tiny preset, DropToken 0: fast vs stock on one model, interleaved.
+  const c0: ModelConfig = { ...base, dropTokenRate: 0 };
+  const model = createModel(c0, 0);
+  const opt = createOptimizer(
+    pretrainingOptimizer({ lr: 1e-4, warmupSteps: 10, totalSteps: 1000 }),
+    model.params,
+  );
+  const batch = benchBatch(c0);
+  const tinyTimes = interleaved(
+    () => trainStep(model, opt, batch, { seed: 0 }),
+    fastOn,
+    threads,
+    WARMUP_STEPS,
+    TIMED_STEPS,
+  );
+  disposeOptimizer(opt);
+  disposeModel(model);
+  const tinyFlops = trainingStepFlops(c0, 0, BATCH, CAPTIONS);
+  const tiny = {
     preset: "tiny",
     batch: BATCH,
     captions: CAPTIONS,
+    vocabSize: base.textConfig.vocabSize,
     video: `${base.videoGeometry.frames}x${base.videoGeometry.height}x${base.videoGeometry.width}`,
     audioSamples: base.audioGeometry.samples,
-    rates,
-    modelGflops: achieved,
-    matmulGflops: Number(matmul.toFixed(2)),
-    ratio: Number((achieved / matmul).toFixed(3)),
+    gflopPerStep: round(tinyFlops / 1e9, 3),
+    fastMsPerStep: round(tinyTimes.fast, 1),
+    stockMsPerStep: tinyTimes.stock === undefined ? null : round(tinyTimes.stock, 1),
+    ratio: tinyTimes.stock === undefined ? null : round(tinyTimes.stock / tinyTimes.fast),
+    gflops: round(tinyFlops / 1e9 / (tinyTimes.fast / 1e3)),
+    gemmFraction: round(tinyFlops / 1e9 / (tinyTimes.fast / 1e3) / gemmGflops, 3),
+  };
+  note(`tiny: fast ${tiny.fastMsPerStep} ms/step, stock ${tiny.stockMsPerStep} ms/step, ratio ${tiny.ratio}`);
+
+  // DropToken rates on the fast path.
+  const rates: { dropRate: number; msPerStep: number; gflopPerStep: number; gflops: number }[] = [];
+  for (const rate of [0, 0.25, 0.5, 0.75]) {
+    const c: ModelConfig = { ...base, dropTokenRate: rate };
+    const m = createModel(c, 0);
+    const o = createOptimizer(
+      pretrainingOptimizer({ lr: 1e-4, warmupSteps: 10, totalSteps: 1000 }),
+      m.params,
+    );
+    const bb = benchBatch(c);
+    for (let i = 0; i < WARMUP_STEPS; i++) trainStep(m, o, bb, { seed: 0 });
+    const times: number[] = [];
+    for (let i = 0; i < TIMED_STEPS; i++) times.push(timeMs(() => trainStep(m, o, bb, { seed: 0 })));
+    const msPerStep = median(times);
+    const flops = trainingStepFlops(c, rate, BATCH, CAPTIONS);
+    rates.push({
+      dropRate: rate,
+      msPerStep: round(msPerStep, 1),
+      gflopPerStep: round(flops / 1e9, 3),
+      gflops: round(flops / 1e9 / (msPerStep / 1e3)),
+    });
+    disposeOptimizer(o);
+    disposeModel(m);
+  }
+
+  // The bigger case: one Transformer block at sizes where matrix speed decides.
+  const block = blockCase();
+  const blockTimes = interleaved(block.step, fastOn, threads, 2, 3, 3);
+  block.dispose();
+  const blockResult = {
+    config: `one pre-LN Transformer block (attention + FFN), B=${BLOCK.batch}, T=${BLOCK.tokens}, D=${BLOCK.hidden}, MLP ${BLOCK.mlp}, ${BLOCK.heads} heads, variableGrads + Adam`,
+    gflopPerStep: round(block.flops / 1e9, 3),
+    fastMsPerStep: round(blockTimes.fast, 1),
+    stockMsPerStep: blockTimes.stock === undefined ? null : round(blockTimes.stock, 1),
+    ratio: blockTimes.stock === undefined ? null : round(blockTimes.stock / blockTimes.fast),
+    gflops: round(block.flops / 1e9 / (blockTimes.fast / 1e3)),
+    gemmFraction: round(block.flops / 1e9 / (blockTimes.fast / 1e3) / gemmGflops, 3),
+  };
+  note(
+    `block: fast ${blockResult.fastMsPerStep} ms/step (${blockResult.gflops} GFLOP/s, ` +
+      `${(100 * blockResult.gemmFraction).toFixed(0)} % of GEMM), stock ${blockResult.stockMsPerStep} ms/step, ` +
+      `ratio ${blockResult.ratio}`,
+  );
+
+  return {
+    name: "model",
+    backend: backend.name,
+    fast,
+    threads: fast.enabled ? fast.threads : 1,
+    /** tiny preset: stock ms/step / fast ms/step */
+    ratio: tiny.ratio,
+    fastMsPerStep: tiny.fastMsPerStep,
+    stockMsPerStep: tiny.stockMsPerStep,
+    stepGflops: tiny.gflops,
+    gemmGflops: round(gemmGflops),
+    gemmEngine:
+      gemm === undefined ? "wasm (stock)" : `onnxruntime-node ${fast.version} (${fast.threads} threads)`,
+    stockMatmulGflops: round(stockMatmul),
+    tiny: { ...tiny, rates },
+    block: blockResult,
     peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
   };
-  if (!opts.json) {
-    console.log(`backend ${result.backend}; matmul ${result.matmulGflops} GFLOP/s`);
-    for (const r of rates) console.log(`  drop ${r.dropRate}: ${r.msPerStep} ms/step, ${r.gflops} GFLOP/s`);
-  }
-  return result;
 }

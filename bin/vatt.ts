@@ -6,6 +6,7 @@ import { type Command, helpText, parseCommandArgs, UserError } from "./cli.js";
 import { demoCommand } from "./commands/demo.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { modelInfoCommand } from "./commands/model-info.js";
+import { prepareCommand } from "./commands/prepare.js";
 import { pretrainCommand } from "./commands/pretrain.js";
 import { probeCommand } from "./commands/probe.js";
 import { synthCommand } from "./commands/synth.js";
@@ -14,6 +15,7 @@ import { vocabCommand } from "./commands/vocab.js";
 const commands: Command[] = [
   demoCommand,
   pretrainCommand,
+  prepareCommand,
   probeCommand,
   synthCommand,
   vocabCommand,

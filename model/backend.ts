@@ -1,10 +1,20 @@
 /**
  * Chooses the TensorFlow.js engine: @tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node (both optional, loaded
  * by dynamic import only if installed), then WebAssembly, then the plain JavaScript cpu backend.
+ *
+ * On wasm the fast kernels (model/kernels.ts: native matrix products) are installed unless turned off with
+ * `fastKernels: false` or VATT_FAST_KERNELS=0; when they cannot load, the stock kernels stay and the reason is
+ * reported in `BackendInfo.fast`.
  */
 import { createRequire } from "node:module";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
+import {
+  disableFastKernels,
+  enableFastKernels,
+  type FastKernelsInfo,
+  fastKernelsFromEnv,
+} from "./kernels.js";
 
 export const BACKEND_CHOICES = ["auto", "node-gpu", "node", "wasm", "cpu"] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -18,6 +28,15 @@ export interface BackendInfo {
   name: string;
   /** Why earlier candidates were passed over, one line each. */
   skipped: string[];
+  /** The fast kernels' state (wasm only; otherwise disabled with a reason). */
+  fast: FastKernelsInfo;
+}
+
+export interface BackendOptions {
+  /** Install the fast wasm kernels (default: on unless VATT_FAST_KERNELS=0). */
+  fastKernels?: boolean;
+  /** Native threads of the fast kernels (default: VATT_THREADS, else model/kernels.ts's `fastThreads`). */
+  threads?: number;
 }
 
 /** Absolute folder (with trailing separator) holding the .wasm binaries of @tensorflow/tfjs-backend-wasm. */
@@ -55,7 +74,10 @@ const ATTEMPTS: Record<Exclude<BackendChoice, "auto">, () => Promise<void>> = {
  * Selects and initialises a backend. `auto` walks node-gpu, node, wasm, cpu; any other choice is used alone and
  * throws with the reason when it cannot start.
  */
-export async function selectBackend(requested: BackendChoice = "auto"): Promise<BackendInfo> {
+export async function selectBackend(
+  requested: BackendChoice = "auto",
+  opts: BackendOptions = {},
+): Promise<BackendInfo> {
   const order: Exclude<BackendChoice, "auto">[] =
     requested === "auto" ? ["node-gpu", "node", "wasm", "cpu"] : [requested];
   const skipped: string[] = [];
@@ -63,13 +85,22 @@ export async function selectBackend(requested: BackendChoice = "auto"): Promise<
     try {
       await ATTEMPTS[choice]();
       await tf.ready();
-      return { requested, choice, name: tf.getBackend(), skipped };
+      return { requested, choice, name: tf.getBackend(), skipped, fast: fastKernelsFor(choice, opts) };
     } catch (err) {
       const reason = (err as Error).message.split("\n")[0];
       skipped.push(`${choice}: ${reason}`);
     }
   }
   throw new Error(`no TensorFlow.js backend could start (${skipped.join("; ")})`);
+}
+
+function fastKernelsFor(choice: Exclude<BackendChoice, "auto">, opts: BackendOptions): FastKernelsInfo {
+  const wanted = opts.fastKernels ?? fastKernelsFromEnv();
+  if (choice === "wasm" && wanted) return enableFastKernels({ threads: opts.threads });
+  // Kernels are registered per backend name; turning them off keeps a later wasm choice stock.
+  if (!wanted) disableFastKernels();
+  const reason = wanted ? `fast kernels are for the wasm backend, not ${choice}` : "turned off";
+  return { enabled: false, fusedOptimizer: false, engine: "stock", threads: 1, kernels: [], reason };
 }
 
 export function isBackendChoice(x: string): x is BackendChoice {

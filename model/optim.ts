@@ -8,6 +8,7 @@
  * NaN gradients are zeroed; optional clipping by global norm.
  */
 import * as tf from "@tensorflow/tfjs";
+import { fusedApplyGradients } from "./fast-optim.js";
 import type { ParamMap } from "./params.js";
 
 export interface Schedule {
@@ -108,6 +109,12 @@ export function applyGradients(
 ): UpdateResult {
   const lr = learningRate(o.config.schedule, o.step);
   const t = o.step + 1;
+  // The fast path (wasm with fast kernels on): one fused in-place pass per parameter, same arithmetic.
+  const fused = fusedApplyGradients(o, params, grads, lr, t);
+  if (fused !== undefined) {
+    o.step += 1;
+    return { gradNorm: fused, lr };
+  }
   const normTensor = tf.tidy(() => {
     const clean: Record<string, tf.Tensor> = {};
     for (const [name, g] of Object.entries(grads)) clean[name] = tf.where(tf.isNaN(g), tf.zerosLike(g), g);

@@ -43,7 +43,9 @@ function meanRows(rows: Float32Array, n: number, d: number): Float32Array {
 function concat(rows: Float32Array[]): Float32Array {
   const d = rows[0]?.length ?? 0;
   const out = new Float32Array(rows.length * d);
-  rows.forEach((r, i) => out.set(r, i * d));
+  rows.forEach((r, i) => {
+    out.set(r, i * d);
+  });
   return out;
 }
 

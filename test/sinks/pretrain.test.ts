@@ -107,7 +107,7 @@ describe("pretraining run", () => {
     let batches = 0;
     const deadline = Date.now() + 60_000;
     for await (const { batch } of stream) {
-      batch.ids.forEach((id) => seen.add(id));
+      for (const id of batch.ids) seen.add(id);
       if (++batches === 2) {
         await writeFile(
           join(root, "caption.json"),

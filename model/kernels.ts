@@ -1,0 +1,322 @@
+/**
+ * Fast kernels for the wasm backend. tfjs-backend-wasm runs only untransposed, batch-1 products on XNNPACK; every
+ * product with a transpose or a batch (all of the backward pass, all of attention) falls to a scalar loop. Here the
+ * `BatchMatMul` and `_FusedMatMul` kernels of 'wasm' are re-registered to run on a native GEMM (onnxruntime-node,
+ * synchronous, reading and writing the wasm heap in place), with batches folded into rows where the layout allows.
+ *
+ * `enableFastKernels` installs them; `disableFastKernels` restores the stock kernels. When the native GEMM cannot be
+ * loaded nothing is replaced and the reason is reported (the fused optimiser, which needs no library, stays on).
+ * VATT_FAST_KERNELS=0 turns the fast path off for
+ * `selectBackend`; VATT_THREADS sets the native thread count (default: see `fastThreads`).
+ */
+import os from "node:os";
+import * as tf from "@tensorflow/tfjs";
+import { loadOnnxGemm, type OnnxGemm } from "./fast-onnx.js";
+
+export interface FastKernelsInfo {
+  /** True when the native matrix kernels are registered for the wasm backend. */
+  enabled: boolean;
+  /**
+   * True when the fused in-place optimiser update (model/fast-optim.ts) is on: whenever the fast path was asked
+   * for on wasm, even if the native library is missing (it needs none).
+   */
+  fusedOptimizer: boolean;
+  /** Which engine runs the products: "onnxruntime" or "stock" (the backend's own kernels). */
+  engine: "onnxruntime" | "stock";
+  /** Native threads used by the products (1 for the stock single-threaded wasm build). */
+  threads: number;
+  /** Kernels replaced. */
+  kernels: string[];
+  /** Why the fast path is off, when it is. */
+  reason?: string;
+  /** onnxruntime-node's version, when used. */
+  version?: string;
+}
+
+const FAST_KERNELS = ["BatchMatMul", "_FusedMatMul"] as const;
+
+interface HeapTensorData {
+  memoryOffset: number;
+  refCount: number;
+}
+/** The parts of tfjs-backend-wasm's BackendWasm the kernels touch (its class is not exported by the package). */
+export interface WasmBackendLike {
+  dataIdMap: { get(dataId: object): HeapTensorData | undefined };
+  makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+  disposeData(dataId: object, force?: boolean): boolean;
+  wasm: { HEAPU8: Uint8Array };
+}
+
+let gemm: OnnxGemm | undefined;
+/** Loaded GEMMs by thread count: sessions are kept across disable/enable (a benchmark toggles them). */
+const loadedGemms = new Map<number, OnnxGemm>();
+let stock: Map<string, tf.KernelConfig> | undefined;
+const OFF: FastKernelsInfo = {
+  enabled: false,
+  fusedOptimizer: false,
+  engine: "stock",
+  threads: 1,
+  kernels: [],
+};
+let info: FastKernelsInfo = OFF;
+
+/** VATT_FAST_KERNELS=0 (or "false"/"off") turns the fast path off; anything else leaves it on. */
+export function fastKernelsFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env.VATT_FAST_KERNELS?.trim().toLowerCase();
+  return !(v === "0" || v === "false" || v === "off" || v === "no");
+}
+
+/**
+ * Thread count: explicit, else VATT_THREADS, else a default from the cores Node sees: 1 on machines of up to two
+ * cores, where a second GEMM thread measured slower (it waits on the JavaScript thread's core and on whatever else
+ * runs there: 1024^3 at 80-196 GFLOP/s on one thread against 72-159 on two), else all cores.
+ */
+export function fastThreads(requested?: number, env: NodeJS.ProcessEnv = process.env): number {
+  const fromEnv = Number.parseInt(env.VATT_THREADS ?? "", 10);
+  const cores = os.availableParallelism();
+  const n = requested ?? (Number.isFinite(fromEnv) ? fromEnv : cores <= 2 ? 1 : cores);
+  return Math.max(1, Math.floor(n));
+}
+
+export function fastKernelsInfo(): FastKernelsInfo {
+  return { ...info, kernels: [...info.kernels] };
+}
+
+/** The native GEMM when the fast kernels are on (benchmarks measure it directly). */
+export function fastGemm(): OnnxGemm | undefined {
+  return info.enabled ? gemm : undefined;
+}
+
+function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** The output of a (broadcast) batched product, or undefined when the shapes do not fit. */
+interface ProductPlan {
+  /** Dims handed to the GEMM (rank 2 or 3). */
+  dimsA: number[];
+  dimsB: number[];
+  dimsOut: number[];
+  transA: boolean;
+  transB: boolean;
+  /** tfjs's output shape. */
+  outShape: number[];
+}
+
+/** Shapes as tfjs's BatchMatMul defines them: batch dims are flattened and broadcast when one of them is 1. */
+export function planProduct(
+  aShape: readonly number[],
+  bShape: readonly number[],
+  transA: boolean,
+  transB: boolean,
+): ProductPlan {
+  const ra = aShape.length;
+  const rb = bShape.length;
+  if (ra < 2 || rb < 2) throw new Error(`matMul needs rank >= 2, got ${aShape} and ${bShape}`);
+  const [a1, a2] = [aShape[ra - 2], aShape[ra - 1]];
+  const [b1, b2] = [bShape[rb - 2], bShape[rb - 1]];
+  const m = transA ? a2 : a1;
+  const k = transA ? a1 : a2;
+  const kb = transB ? b2 : b1;
+  const n = transB ? b1 : b2;
+  if (k !== kb) {
+    throw new Error(
+      `Error in matMul: inner shapes (${k}) and (${kb}) of Tensors with shapes ${aShape} and ${bShape} and ` +
+        `transposeA=${transA} and transposeB=${transB} must match.`,
+    );
+  }
+  const outerA = aShape.slice(0, -2);
+  const outerB = bShape.slice(0, -2);
+  const batchA = sizeOf(outerA);
+  const batchB = sizeOf(outerB);
+  if (!(batchA === batchB || batchA === 1 || batchB === 1)) {
+    throw new Error(`matMul batch dimensions ${outerA} and ${outerB} do not broadcast`);
+  }
+  const outer = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
+  const outShape = [...outer, m, n];
+  const batch = Math.max(batchA, batchB);
+  // A batched left operand against a shared right one, untransposed: fold the batch into rows (one big GEMM).
+  if (batchA > 1 && batchB === 1 && !transA) {
+    return {
+      dimsA: [batchA * a1, a2],
+      dimsB: [b1, b2],
+      dimsOut: [batchA * m, n],
+      transA,
+      transB,
+      outShape,
+    };
+  }
+  return {
+    dimsA: batchA > 1 ? [batchA, a1, a2] : [a1, a2],
+    dimsB: batchB > 1 ? [batchB, b1, b2] : [b1, b2],
+    dimsOut: batch > 1 ? [batch, m, n] : [m, n],
+    transA,
+    transB,
+    outShape,
+  };
+}
+
+/** op(a) @ op(b) on the native GEMM, into a fresh wasm-heap tensor. */
+function nativeProduct(
+  backend: WasmBackendLike,
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  transA: boolean,
+  transB: boolean,
+  g: OnnxGemm,
+): tf.TensorInfo {
+  const plan = planProduct(a.shape, b.shape, transA, transB);
+  // Allocate first: malloc may grow the heap and detach views made before it.
+  const out = backend.makeOutput(plan.outShape, "float32");
+  const outView = backend.typedArrayFromHeap(out) as Float32Array;
+  if (outView.length === 0) return out;
+  const k = transA ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
+  if (k === 0) {
+    outView.fill(0);
+    return out;
+  }
+  const aView = backend.typedArrayFromHeap(a) as Float32Array;
+  const bView = backend.typedArrayFromHeap(b) as Float32Array;
+  g.matmul(aView, plan.dimsA, bView, plan.dimsB, plan.transA, plan.transB, outView, plan.dimsOut);
+  return out;
+}
+
+function stockKernel(name: string): tf.KernelConfig {
+  const k = stock?.get(name);
+  if (!k) throw new Error(`stock wasm kernel ${name} missing`);
+  return k;
+}
+
+function batchMatMulKernel(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}): tf.TensorInfo {
+  const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const { transposeA, transposeB } = (args.attrs ?? {}) as { transposeA: boolean; transposeB: boolean };
+  if (!gemm || a.dtype !== "float32" || b.dtype !== "float32") {
+    return stockKernel("BatchMatMul").kernelFunc(args as never) as tf.TensorInfo;
+  }
+  return nativeProduct(args.backend as WasmBackendLike, a, b, !!transposeA, !!transposeB, gemm);
+}
+
+/** Runs another wasm kernel on intermediate results (the way tfjs backends compose kernels). */
+function runWasmKernel(
+  name: string,
+  backend: unknown,
+  inputs: tf.NamedTensorInfoMap,
+  attrs: tf.NamedAttrMap = {},
+): tf.TensorInfo {
+  const k = tf.getKernel(name, "wasm");
+  if (!k) throw new Error(`wasm kernel ${name} missing`);
+  return k.kernelFunc({ inputs, backend: backend as never, attrs }) as tf.TensorInfo;
+}
+
+const ACTIVATION_KERNELS: Record<string, string> = {
+  relu: "Relu",
+  relu6: "Relu6",
+  elu: "Elu",
+  sigmoid: "Sigmoid",
+};
+
+function fusedMatMulKernel(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}): tf.TensorInfo {
+  const { a, b, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const attrs = (args.attrs ?? {}) as {
+    transposeA: boolean;
+    transposeB: boolean;
+    activation?: string;
+    leakyreluAlpha?: number;
+  };
+  if (!gemm || !a || !b || a.dtype !== "float32" || b.dtype !== "float32") {
+    return stockKernel("_FusedMatMul").kernelFunc(args as never) as tf.TensorInfo;
+  }
+  const backend = args.backend as WasmBackendLike;
+  let y = nativeProduct(backend, a, b, !!attrs.transposeA, !!attrs.transposeB, gemm);
+  const replace = (next: tf.TensorInfo): void => {
+    backend.disposeData(y.dataId);
+    y = next;
+  };
+  if (bias) replace(runWasmKernel("Add", backend, { a: y, b: bias }));
+  const act = attrs.activation ?? "linear";
+  if (act === "linear") return y;
+  if (act === "prelu") {
+    if (!preluActivationWeights) throw new Error("prelu activation needs its weights");
+    replace(runWasmKernel("Prelu", backend, { x: y, alpha: preluActivationWeights }));
+  } else if (act === "leakyrelu") {
+    replace(runWasmKernel("LeakyRelu", backend, { x: y }, { alpha: attrs.leakyreluAlpha ?? 0.2 }));
+  } else {
+    const kernel = ACTIVATION_KERNELS[act];
+    if (!kernel) throw new Error(`unsupported fused activation ${act}`);
+    replace(runWasmKernel(kernel, backend, { x: y }));
+  }
+  return y;
+}
+
+const REPLACEMENTS: Record<(typeof FAST_KERNELS)[number], tf.KernelFunc> = {
+  BatchMatMul: batchMatMulKernel as unknown as tf.KernelFunc,
+  _FusedMatMul: fusedMatMulKernel as unknown as tf.KernelFunc,
+};
+
+/**
+ * Registers the fast kernels for 'wasm' (call after the wasm backend is registered; it need not be active).
+ * Returns what is in force; on failure the stock kernels stay and `reason` says why.
+ */
+export function enableFastKernels(opts: { threads?: number } = {}): FastKernelsInfo {
+  const threads = fastThreads(opts.threads);
+  if (info.enabled && gemm && gemm.threads === threads) return fastKernelsInfo();
+  disableFastKernels();
+  for (const name of FAST_KERNELS) {
+    if (!tf.getKernel(name, "wasm")) {
+      info = { ...OFF, fusedOptimizer: true, reason: `wasm kernel ${name} missing` };
+      return fastKernelsInfo();
+    }
+  }
+  let g = loadedGemms.get(threads);
+  if (!g) {
+    const loaded = loadOnnxGemm(threads);
+    if (!loaded.gemm) {
+      info = { ...OFF, fusedOptimizer: true, reason: loaded.reason };
+      return fastKernelsInfo();
+    }
+    g = loaded.gemm;
+    loadedGemms.set(threads, g);
+  }
+  gemm = g;
+  stock = new Map();
+  for (const name of FAST_KERNELS) {
+    const config = tf.getKernel(name, "wasm") as tf.KernelConfig;
+    stock.set(name, config);
+    tf.unregisterKernel(name, "wasm");
+    // The stock setup stays: it prepares the fallback when the backend initialises after this call.
+    tf.registerKernel({ ...config, kernelFunc: REPLACEMENTS[name] });
+  }
+  info = {
+    enabled: true,
+    fusedOptimizer: true,
+    engine: "onnxruntime",
+    threads,
+    kernels: [...FAST_KERNELS],
+    version: gemm.version,
+  };
+  return fastKernelsInfo();
+}
+
+/** Puts the stock wasm kernels back (a no-op when the fast ones are not installed). */
+export function disableFastKernels(): void {
+  if (stock) {
+    for (const [name, config] of stock) {
+      if (tf.getKernel(name, "wasm")) tf.unregisterKernel(name, "wasm");
+      tf.registerKernel(config);
+    }
+    stock = undefined;
+  }
+  gemm = undefined;
+  info = OFF;
+}

@@ -1,0 +1,210 @@
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import * as tf from "@tensorflow/tfjs";
+import { selectBackend } from "../../model/backend.js";
+import {
+  disableFastKernels,
+  enableFastKernels,
+  fastKernelsFromEnv,
+  fastKernelsInfo,
+  fastThreads,
+  planProduct,
+} from "../../model/kernels.js";
+import { randomForRun } from "../../pipeline/random.js";
+
+let fastReason: string | undefined;
+
+before(async () => {
+  await selectBackend("wasm", { fastKernels: true, threads: 2 });
+  const info = fastKernelsInfo();
+  if (!info.enabled) fastReason = info.reason ?? "fast kernels unavailable";
+});
+
+after(() => {
+  disableFastKernels();
+});
+
+function values(shape: number[], seed: number): Float32Array {
+  const rng = randomForRun(seed, "test/kernels");
+  const n = shape.reduce((a, b) => a * b, 1);
+  return Float32Array.from({ length: n }, () => rng.uniform(-1, 1));
+}
+
+interface Case {
+  a: number[];
+  b: number[];
+}
+
+/** Shapes before transposition; each case runs with every (transposeA, transposeB). */
+const CASES: Case[] = [
+  { a: [5, 7], b: [7, 3] }, // plain 2D
+  { a: [1, 5, 7], b: [1, 7, 3] }, // batch of one
+  { a: [4, 5, 7], b: [4, 7, 3] }, // batched
+  { a: [2, 3, 5, 7], b: [2, 3, 7, 3] }, // two batch axes (attention)
+  { a: [4, 5, 7], b: [7, 3] }, // batched left, shared right (folded into rows)
+  { a: [5, 7], b: [4, 7, 3] }, // shared left, batched right
+  { a: [4, 5, 7], b: [1, 7, 3] }, // broadcast batch of one
+  { a: [64, 33], b: [33, 130] }, // larger, odd sizes
+];
+
+function transposeLast(shape: number[], t: boolean): number[] {
+  if (!t) return shape;
+  const s = shape.slice();
+  [s[s.length - 2], s[s.length - 1]] = [s[s.length - 1], s[s.length - 2]];
+  return s;
+}
+
+/** Whether an operand's batch is broadcast (tfjs's matMul gradient does not reduce it back, on any backend). */
+function broadcast(own: number[], other: number[]): boolean {
+  const batch = (s: number[]) => s.slice(0, -2).reduce((x, y) => x * y, 1);
+  return batch(own) < batch(other);
+}
+
+/**
+ * matMul(a, b) and the gradients of sum(matMul(a, b) * w) with respect to each operand that is not broadcast (and
+ * the bias, when fused with one) on the current backend.
+ */
+function productAndGrads(
+  c: Case,
+  ta: boolean,
+  tb: boolean,
+  fused?: { bias: boolean; activation: "linear" | "relu" },
+): Float32Array[] {
+  const aShape = transposeLast(c.a, ta);
+  const bShape = transposeLast(c.b, tb);
+  return tf.tidy(() => {
+    const a = tf.tensor(values(aShape, 1), aShape);
+    const b = tf.tensor(values(bShape, 2), bShape);
+    const product = (x: tf.Tensor, yb: tf.Tensor, bb?: tf.Tensor): tf.Tensor =>
+      fused
+        ? tf.fused.matMul({
+            a: x as tf.Tensor2D,
+            b: yb as tf.Tensor2D,
+            transposeA: ta,
+            transposeB: tb,
+            bias: bb,
+            activation: fused.activation,
+          })
+        : tf.matMul(x, yb, ta, tb);
+    const n = (tb ? bShape[bShape.length - 2] : bShape[bShape.length - 1]) as number;
+    const bias = fused?.bias ? tf.tensor1d(values([n], 4)) : undefined;
+    const y = product(a, b, bias);
+    const w = tf.tensor(values(y.shape, 3), y.shape);
+    const out: tf.Tensor[] = [y];
+    if (!broadcast(c.a, c.b)) out.push(tf.grad((x: tf.Tensor) => tf.sum(tf.mul(product(x, b, bias), w)))(a));
+    if (!broadcast(c.b, c.a)) out.push(tf.grad((x: tf.Tensor) => tf.sum(tf.mul(product(a, x, bias), w)))(b));
+    if (bias) out.push(tf.grad((x: tf.Tensor) => tf.sum(tf.mul(product(a, b, x), w)))(bias));
+    return out.map((t) => t.dataSync() as Float32Array);
+  });
+}
+
+function assertClose(got: Float32Array, want: Float32Array, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < got.length; i++) {
+    const tol = 1e-4 * Math.max(1, Math.abs(want[i]));
+    if (!(Math.abs(got[i] - want[i]) <= tol)) {
+      assert.fail(`${what}[${i}]: ${got[i]} vs cpu ${want[i]}`);
+    }
+  }
+}
+
+async function onBackend<T>(name: "cpu" | "wasm", f: () => T): Promise<T> {
+  await tf.setBackend(name);
+  return f();
+}
+
+test("BatchMatMul values and gradients match the cpu backend for every transpose and batch case", async (t) => {
+  if (fastReason) return t.skip(fastReason);
+  for (const c of CASES) {
+    for (const ta of [false, true]) {
+      for (const tb of [false, true]) {
+        const want = await onBackend("cpu", () => productAndGrads(c, ta, tb));
+        const got = await onBackend("wasm", () => productAndGrads(c, ta, tb));
+        const what = `a ${c.a} b ${c.b} transposeA=${ta} transposeB=${tb}`;
+        assert.equal(got.length, want.length);
+        assert.ok(want.length >= 2, `${what}: at least one gradient checked`);
+        want.forEach((w, i) => {
+          assertClose(got[i], w, `${what}: ${i === 0 ? "value" : `gradient ${i}`}`);
+        });
+      }
+    }
+  }
+});
+
+test("_FusedMatMul (bias, relu) values and gradients match the cpu backend for every transpose", async (t) => {
+  if (fastReason) return t.skip(fastReason);
+  const c: Case = { a: [6, 9], b: [9, 5] };
+  for (const fused of [
+    { bias: true, activation: "linear" as const },
+    { bias: true, activation: "relu" as const },
+    { bias: false, activation: "relu" as const },
+  ]) {
+    for (const ta of [false, true]) {
+      for (const tb of [false, true]) {
+        const want = await onBackend("cpu", () => productAndGrads(c, ta, tb, fused));
+        const got = await onBackend("wasm", () => productAndGrads(c, ta, tb, fused));
+        const what = `fused ${JSON.stringify(fused)} transposeA=${ta} transposeB=${tb}`;
+        want.forEach((w, i) => {
+          assertClose(got[i], w, `${what}: output ${i}`);
+        });
+      }
+    }
+  }
+});
+
+test("the fast kernels leave no tensors or heap data behind", async (t) => {
+  if (fastReason) return t.skip(fastReason);
+  await tf.setBackend("wasm");
+  const a = tf.tensor3d(values([3, 4, 5], 1), [3, 4, 5]);
+  const b = tf.tensor2d(values([5, 2], 2), [5, 2]);
+  tf.dispose(tf.tidy(() => tf.matMul(a, b)));
+  const before = tf.memory().numTensors;
+  const dataIds = tf.engine().backend.numDataIds();
+  for (let i = 0; i < 5; i++) {
+    tf.dispose(tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.matMul(x, b, false, false)))(a)));
+    tf.dispose(
+      tf.tidy(() => tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.matMul(x, y, true, false)))([a, a])),
+    );
+    tf.dispose(
+      tf.tidy(() =>
+        tf.fused.matMul({ a: a.reshape([12, 5]) as tf.Tensor2D, b, bias: tf.ones([2]), activation: "relu" }),
+      ),
+    );
+  }
+  assert.equal(tf.memory().numTensors, before);
+  assert.equal(tf.engine().backend.numDataIds(), dataIds);
+  tf.dispose([a, b]);
+});
+
+test("shape planning folds a shared right operand's batch into rows and rejects bad shapes", () => {
+  const p = planProduct([4, 5, 7], [7, 3], false, false);
+  assert.deepEqual(p.dimsA, [20, 7]);
+  assert.deepEqual(p.dimsOut, [20, 3]);
+  assert.deepEqual(p.outShape, [4, 5, 3]);
+  assert.deepEqual(planProduct([4, 7, 5], [7, 3], true, false).dimsA, [4, 7, 5]);
+  assert.deepEqual(planProduct([2, 3, 5, 7], [2, 3, 3, 7], false, true).outShape, [2, 3, 5, 3]);
+  assert.throws(() => planProduct([5, 7], [6, 3], false, false), /inner shapes/);
+  assert.throws(() => planProduct([2, 5, 7], [3, 7, 3], false, false), /broadcast/);
+});
+
+test("the switch: VATT_FAST_KERNELS=0 and fastKernels:false keep the stock kernels; threads are configurable", async (t) => {
+  assert.equal(fastKernelsFromEnv({ VATT_FAST_KERNELS: "0" }), false);
+  assert.equal(fastKernelsFromEnv({ VATT_FAST_KERNELS: "off" }), false);
+  assert.equal(fastKernelsFromEnv({}), true);
+  assert.equal(fastThreads(undefined, { VATT_THREADS: "3" }), 3);
+  assert.equal(fastThreads(1, { VATT_THREADS: "3" }), 1);
+  const off = await selectBackend("wasm", { fastKernels: false });
+  assert.equal(off.fast.enabled, false);
+  assert.equal(fastKernelsInfo().enabled, false);
+  const y = tf.tidy(() =>
+    Array.from(tf.matMul(tf.tensor2d([[1, 2]]), tf.tensor2d([[3, 4]]), false, true).dataSync()),
+  );
+  assert.deepEqual(y, [11]);
+  if (fastReason) return t.skip(fastReason);
+  const on = await selectBackend("wasm", { fastKernels: true, threads: 1 });
+  assert.equal(on.fast.enabled, true);
+  assert.equal(on.fast.threads, 1);
+  assert.equal(on.fast.engine, "onnxruntime");
+  const info = enableFastKernels({ threads: 2 });
+  assert.equal(info.threads, 2);
+});
