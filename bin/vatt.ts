@@ -4,6 +4,7 @@
  */
 import { type Command, helpText, parseCommandArgs, UserError } from "./cli.js";
 import { demoCommand } from "./commands/demo.js";
+import { embedCommand } from "./commands/embed.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { modelInfoCommand } from "./commands/model-info.js";
 import { prepareCommand } from "./commands/prepare.js";
@@ -20,6 +21,7 @@ const commands: Command[] = [
   synthCommand,
   vocabCommand,
   inspectCommand,
+  embedCommand,
   modelInfoCommand,
 ];
 

@@ -321,7 +321,7 @@ export function renderAudio(
 /** A caption the way ASR writes it: the concept's words among filler, sometimes only filler. */
 export function captionText(concept: Concept | undefined, rng: Random): string {
   const words: string[] = [];
-  const fillers = 2 + rng.int(5);
+  const fillers = 1 + rng.int(4);
   for (let i = 0; i < fillers; i++) words.push(FILLER_WORDS[rng.int(FILLER_WORDS.length)]);
   if (concept) {
     const named = 1 + rng.int(2);

@@ -106,13 +106,13 @@ function uniqueIds(seed: number, kind: SynthKind, n: number): string[] {
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;
 
-/** A HowTo100M-like timeline: concepts of 4-10 s one after another, with the odd stretch of nothing. */
+/** A HowTo100M-like timeline: concepts of 8-15 s one after another, with the odd stretch of nothing. */
 function howtoTimeline(duration: number, rng: Random): SynthSegment[] {
   const segments: SynthSegment[] = [];
   let t = 0;
   let previous = -1;
   while (t < duration) {
-    const length = rng.uniform(4, 10);
+    const length = rng.uniform(8, 15);
     const end = Math.min(duration, round2(t + length));
     if (rng.bernoulli(0.1)) {
       segments.push({ start: t, end, concepts: [] });
@@ -142,9 +142,9 @@ function howtoCaptions(
     const seg = timeline.find((s) => mid >= s.start && mid < s.end);
     let concept: Concept | undefined = seg && seg.concepts.length > 0 ? CONCEPTS[seg.concepts[0]] : undefined;
     const roll = rng.next();
-    if (roll < 0.12)
+    if (roll < 0.1)
       concept = undefined; // a line of pure filler
-    else if (roll < 0.17) concept = CONCEPTS[rng.int(CONCEPTS.length)]; // ASR noise: a wrong concept
+    else if (roll < 0.15) concept = CONCEPTS[rng.int(CONCEPTS.length)]; // ASR noise: a wrong concept
     captions.start.push(start);
     captions.end.push(end);
     captions.text.push(captionText(concept, rng));
