@@ -7,6 +7,7 @@ import { access, mkdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { audioSet } from "../datasets/audioset.js";
 import { howTo100M } from "../datasets/howto100m.js";
+import { parquetExamples } from "../datasets/parquet.js";
 import type { ClipSource } from "../datasets/source.js";
 import { captionVocabulary, writeVocabulary } from "../datasets/vocab.js";
 import { type ModelConfig, presetConfig, withOverrides } from "../model/config.js";
@@ -19,6 +20,7 @@ import { mixSources } from "../operators/mix.js";
 import { loadVocabulary, SPECIAL_TOKENS, Vocabulary } from "../operators/tokenize.js";
 import type { PretrainConfig } from "./config.js";
 import { orderedRefs, type StreamPosition, stableHash } from "./order.js";
+import { readShardManifest } from "./prepare-manifest.js";
 import type { Batch, ClipRef, Example } from "./records.js";
 import type { SkipLog } from "./skips.js";
 import { pretrainingExamples } from "./stream.js";
@@ -88,6 +90,12 @@ async function exists(path: string): Promise<boolean> {
 /** The run's vocabulary: the configured file, or one built from the HowTo100M captions and saved in the run. */
 export async function runVocabulary(config: PretrainConfig, skips: SkipLog): Promise<Vocabulary> {
   if (config.data.vocab) return loadVocabulary(config.data.vocab);
+  if (config.data.parquet) {
+    throw new Error(
+      "training from Parquet shards needs data.vocab (--vocab FILE): the vocabulary the captions are tokenized with, " +
+        "e.g. the one given to 'vatt prepare --vocab' (make one with 'vatt vocab --captions caption.json')",
+    );
+  }
   const saved = join(config.runDir, "vocab.txt");
   if (await exists(saved)) return loadVocabulary(saved);
   if (!config.data.howto100m) return new Vocabulary(SPECIAL_TOKENS); // no text in the data: specials only
@@ -223,8 +231,29 @@ export async function* positionedBatches(
   o: BatchStreamOptions,
 ): AsyncGenerator<PositionedBatch, void, undefined> {
   const { config, model } = o;
+  const examples = config.data.parquet ? parquetTrainingExamples(o) : rawTrainingExamples(o);
+  let pending: Example[] = [];
+  let consumed = o.resume?.next ?? 0; // Parquet positions count examples (one epoch index: the stream's own)
+  for await (const example of examples) {
+    const fitted = fitAudio(example, model);
+    checkExample(fitted, model);
+    pending.push(fitted);
+    consumed += 1;
+    if (pending.length < config.train.batchSize) continue;
+    const last = pending[pending.length - 1];
+    const batch = stackExamples(pending);
+    pending = [];
+    const position = config.data.parquet
+      ? { epoch: 0, next: consumed }
+      : { epoch: last.epoch, next: (last.order ?? 0) + 1 };
+    yield { batch, position };
+  }
+}
+
+function rawTrainingExamples(o: BatchStreamOptions): AsyncGenerator<Example, void, undefined> {
+  const { config, model } = o;
   const source = trainingSource(config, model, o.skips);
-  const examples = pretrainingExamples(refsFollowing(source, o), {
+  return pretrainingExamples(refsFollowing(source, o), {
     seed: config.seed,
     concurrency: config.data.concurrency,
     buffer: config.data.buffer,
@@ -237,16 +266,73 @@ export async function* positionedBatches(
       text: captionText(o.vocab, CAPTIONS_PER_CLIP, model.textConfig.maxWords),
     },
   });
-  let pending: Example[] = [];
+}
+
+/**
+ * Examples from `vatt prepare` shards: the same augmentation, no ffmpeg. Held-out videos are dropped here too.
+ * Resuming skips the examples already consumed (they are cut and decoded again, then dropped: exact, not free).
+ */
+async function* parquetTrainingExamples(o: BatchStreamOptions): AsyncGenerator<Example, void, undefined> {
+  const { config, model } = o;
+  const stored = await readShardManifest(config.data.parquet!);
+  const stride = Math.max(1, Math.round(stored.settings.fps / config.data.fps));
+  const examples = parquetExamples({
+    dir: config.data.parquet!,
+    seed: config.seed,
+    epochs: Number.POSITIVE_INFINITY,
+    frames: model.videoGeometry.frames,
+    stride,
+    concurrency: config.data.concurrency,
+    buffer: config.data.buffer,
+    skips: o.skips,
+    vocab: o.vocab,
+    augment: {
+      ...augmentOptionsFor(config),
+      outHeight: model.videoGeometry.height,
+      outWidth: model.videoGeometry.width,
+    },
+  });
+  let toSkip = o.resume?.next ?? 0;
   for await (const example of examples) {
-    checkExample(example, model);
-    pending.push(example);
-    if (pending.length < config.train.batchSize) continue;
-    const last = pending[pending.length - 1];
-    const batch = stackExamples(pending);
-    pending = [];
-    yield { batch, position: { epoch: last.epoch, next: (last.order ?? 0) + 1 } };
+    if (isHeldOut(example.id, config.data.heldOutShare)) continue;
+    if (toSkip > 0) {
+      toSkip -= 1;
+      continue;
+    }
+    yield example;
   }
+}
+
+/**
+ * Audio stored at another rate (Parquet shards keep 48 kHz) resampled to the model's sample count: each output
+ * sample is the mean of the input span it covers (a box filter against aliasing), or linear interpolation when
+ * upsampling.
+ */
+export function resampleAudio(audio: Float32Array, samples: number): Float32Array {
+  if (audio.length === samples) return audio;
+  const out = new Float32Array(samples);
+  const ratio = audio.length / samples;
+  for (let i = 0; i < samples; i++) {
+    const lo = i * ratio;
+    const hi = lo + ratio;
+    if (ratio <= 1) {
+      const j = Math.min(audio.length - 1, Math.floor(lo));
+      const f = lo - j;
+      out[i] = audio[j] * (1 - f) + audio[Math.min(audio.length - 1, j + 1)] * f;
+      continue;
+    }
+    let sum = 0;
+    const first = Math.floor(lo);
+    const last = Math.min(audio.length, Math.ceil(hi));
+    for (let j = first; j < last; j++) sum += audio[j] * (Math.min(j + 1, hi) - Math.max(j, lo));
+    out[i] = sum / ratio;
+  }
+  return out;
+}
+
+function fitAudio(e: Example, model: ModelConfig): Example {
+  const samples = model.audioGeometry.samples;
+  return e.audio.length === samples ? e : { ...e, audio: resampleAudio(e.audio, samples) };
 }
 
 function checkExample(e: Example, model: ModelConfig): void {

@@ -14,6 +14,7 @@ const FLAG_KEYS: Record<string, string> = {
   preset: "model.preset",
   howto100m: "data.howto100m",
   audioset: "data.audioset",
+  parquet: "data.parquet",
   "run-dir": "runDir",
   steps: "train.steps",
   "batch-size": "train.batchSize",
@@ -114,6 +115,10 @@ export const pretrainCommand: Command = {
     preset: { type: "string", help: "model preset: tiny, BBS, MBS, LBS, MA-Medium" },
     howto100m: { type: "string", help: "HowTo100M-layout dataset folder" },
     audioset: { type: "string", help: "AudioSet-layout dataset folder" },
+    parquet: {
+      type: "string",
+      help: "shard folder written by 'vatt prepare' (needs --vocab when it has captions)",
+    },
     "run-dir": { type: "string", help: "where checkpoints, metrics, eval.json and plots go" },
     steps: { type: "string", help: "optimiser steps in total" },
     "batch-size": { type: "string", help: "examples per step" },
