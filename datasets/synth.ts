@@ -248,6 +248,28 @@ async function runLimited<T>(
   await Promise.all(workers);
 }
 
+/** Encodes every video that has a file, `concurrency` at a time; video i's media is keyed by (seed, i). */
+async function encodeAll(videos: readonly SynthVideo[], o: SynthOptions, scratch: string): Promise<void> {
+  const written = videos.filter((v) => v.file !== undefined);
+  let done = 0;
+  await runLimited(written, o.concurrency ?? 2, async (v) => {
+    await encodeVideo(
+      {
+        path: join(o.out, v.file!),
+        width: o.width ?? 320,
+        height: o.height ?? 240,
+        fps: o.fps ?? 30,
+        duration: v.duration,
+        sampleRate: v.sampleRate,
+        segments: v.segments,
+        rng: randomFor(o.seed, 0, videos.indexOf(v), "synth:media"),
+      },
+      scratch,
+    );
+    o.onProgress?.(++done, written.length);
+  });
+}
+
 function csvQuote(field: string): string {
   return /[",\n]/.test(field) ? `"${field.replace(/"/g, '""')}"` : field;
 }
@@ -283,9 +305,6 @@ function checkOptions(o: SynthOptions): void {
 
 /** Writes a synthetic HowTo100M dataset. Returns its ground truth. */
 async function synthHowTo100M(o: SynthOptions, scratch: string): Promise<SynthTruth> {
-  const width = o.width ?? 320;
-  const height = o.height ?? 240;
-  const fps = o.fps ?? 30;
   const ids = uniqueIds(o.seed, o.kind, o.videos);
   await mkdir(join(o.out, "videos"), { recursive: true });
   const videos: SynthVideo[] = [];
@@ -302,24 +321,7 @@ async function synthHowTo100M(o: SynthOptions, scratch: string): Promise<SynthTr
   });
   await writeFile(join(o.out, "HowTo100M_v1.csv"), `${csv.join("\n")}\n`);
   await writeFile(join(o.out, "caption.json"), JSON.stringify(captionJson));
-  let done = 0;
-  await runLimited(videos, o.concurrency ?? 2, async (v) => {
-    const i = videos.indexOf(v);
-    await encodeVideo(
-      {
-        path: join(o.out, v.file!),
-        width,
-        height,
-        fps,
-        duration: v.duration,
-        sampleRate: v.sampleRate,
-        segments: v.segments,
-        rng: randomFor(o.seed, 0, i, "synth:media"),
-      },
-      scratch,
-    );
-    o.onProgress?.(++done, videos.length);
-  });
+  await encodeAll(videos, o, scratch);
   return { kind: "howto100m", seed: o.seed, version: 1, concepts: CONCEPTS.map((c) => c.words[0]), videos };
 }
 
@@ -342,9 +344,6 @@ const SEGMENTS_HEADER = (split: string, rows: number, labels: number): string =>
 
 /** Writes a synthetic AudioSet dataset. Returns its ground truth. */
 async function synthAudioSet(o: SynthOptions, scratch: string): Promise<SynthTruth> {
-  const width = o.width ?? 320;
-  const height = o.height ?? 240;
-  const fps = o.fps ?? 30;
   const clipSeconds = o.clipSeconds ?? 10;
   const ids = uniqueIds(o.seed, o.kind, o.videos);
   const evalCount = o.videos >= 2 ? Math.max(1, Math.round(o.videos * 0.2)) : 0;
@@ -399,25 +398,7 @@ async function synthAudioSet(o: SynthOptions, scratch: string): Promise<SynthTru
     restrictions: [],
   }));
   await writeFile(join(o.out, "ontology.json"), `${JSON.stringify(ontology, null, 1)}\n`);
-  let done = 0;
-  const written = videos.filter((v) => v.file !== undefined);
-  await runLimited(written, o.concurrency ?? 2, async (v) => {
-    const i = videos.indexOf(v);
-    await encodeVideo(
-      {
-        path: join(o.out, v.file!),
-        width,
-        height,
-        fps,
-        duration: v.duration,
-        sampleRate: v.sampleRate,
-        segments: v.segments,
-        rng: randomFor(o.seed, 0, i, "synth:media"),
-      },
-      scratch,
-    );
-    o.onProgress?.(++done, written.length);
-  });
+  await encodeAll(videos, o, scratch);
   return { kind: "audioset", seed: o.seed, version: 1, concepts: CONCEPTS.map((c) => c.words[0]), videos };
 }
 

@@ -35,6 +35,7 @@ import {
   writeManifestIfComplete,
   writeReceipt,
 } from "./prepare-manifest.js";
+import { fmix32 } from "./random.js";
 import type { ClipRef } from "./records.js";
 import { SkipLog } from "./skips.js";
 
@@ -80,16 +81,6 @@ export interface PrepareResult {
   skipped: Record<string, number>;
 }
 
-/** murmur3's finaliser over FNV-1a: FNV's low bits alone are too regular for `mod N`. */
-function mix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
 /** The key that places a span in a shard: what it is, never where it came in the listing. */
 export function spanKey(item: Pick<SpanItem, "source" | "id" | "start" | "end">): string {
   return `${item.source}\u0000${item.id}\u0000${item.start ?? ""}\u0000${item.end ?? ""}`;
@@ -100,7 +91,7 @@ export function shardOfSpan(
   item: Pick<SpanItem, "source" | "id" | "start" | "end">,
   numShards: number,
 ): number {
-  return mix32(stableHash(spanKey(item))) % numShards;
+  return fmix32(stableHash(spanKey(item))) % numShards;
 }
 
 /** A manifest file: `dataset` itself, or manifest.{csv,jsonl,parquet} inside it. */

@@ -23,7 +23,7 @@ export interface Random {
 }
 
 /** murmur3's 32-bit finaliser: a strong avalanche of one word. */
-function fmix32(h: number): number {
+export function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
