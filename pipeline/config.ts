@@ -42,6 +42,20 @@ export const PRETRAIN_SCHEMA = {
     howto100mWeight: { kind: "number", default: 1, min: 0, help: "mixing weight of HowTo100M examples" },
     audiosetWeight: { kind: "number", default: 1, min: 0, help: "mixing weight of AudioSet examples" },
     vocab: { kind: "optional-string", help: "vocabulary file (built from the captions when absent)" },
+    shuffleBuffer: {
+      kind: "number",
+      default: 1000,
+      integer: true,
+      min: 0,
+      help: "clip references shuffled together (bounded buffer; 0 keeps the file order)",
+    },
+    clipsPerVideo: {
+      kind: "number",
+      default: 1,
+      integer: true,
+      min: 1,
+      help: "HowTo100M clips per video per pass (each around a random caption)",
+    },
     fps: { kind: "number", default: 10, min: 0.1, help: "frames per second sampled from the video" },
     decodeShortSide: {
       kind: "number",

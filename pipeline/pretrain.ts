@@ -110,7 +110,13 @@ export function trainingSource(config: PretrainConfig, model: ModelConfig, skips
   const window = { frames: model.videoGeometry.frames, fps: config.data.fps };
   const inputs: { source: ClipSource; weight: number }[] = [];
   if (config.data.howto100m) {
-    const source = howTo100M({ root: config.data.howto100m, seed: config.seed, skips, ...window });
+    const source = howTo100M({
+      root: config.data.howto100m,
+      seed: config.seed,
+      skips,
+      clipsPerVideo: config.data.clipsPerVideo,
+      ...window,
+    });
     inputs.push({
       source: filtered(source, (r) => !isHeldOut(r.id, config.data.heldOutShare)),
       weight: config.data.howto100mWeight,
@@ -195,6 +201,7 @@ async function* refsFollowing(
     for await (const ref of orderedRefs(source, {
       seed: o.config.seed,
       epochs: Number.POSITIVE_INFINITY,
+      shuffleBuffer: o.config.data.shuffleBuffer,
       resume,
     })) {
       last = ref;
