@@ -12,9 +12,14 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { defaultDecodeOptions, ffmpegDecodeArgs } from "../operators/decode.js";
+import { addGaussianNoise } from "../operators/audio.js";
+import { applyAugmentation, drawAugmentation } from "../operators/augment.js";
+import { colourAugment } from "../operators/color.js";
+import { cropResizeColour } from "../operators/crop.js";
+import { decodeClip, defaultDecodeOptions, ffmpegDecodeArgs } from "../operators/decode.js";
 import { runMediaTool } from "../pipeline/ffmpeg.js";
-import type { ClipRef } from "../pipeline/records.js";
+import { randomFor } from "../pipeline/random.js";
+import type { ClipRef, DecodedClip } from "../pipeline/records.js";
 import { pretrainingExamples } from "../pipeline/stream.js";
 
 const WORKERS = 2;
@@ -122,6 +127,51 @@ function round(x: number, digits = 3): number {
   return Math.round(x * f) / f;
 }
 
+/**
+ * Per-clip main-thread cost of the augmentation stages on a real decoded clip (mean ms over `rounds` draws, after
+ * warm-up): crop = crop + resize + flip + [-1, 1] alone (the kernel without colour), colour = the colour step alone
+ * on a float clip (color.ts `colourAugment`), fusedVideo = the training kernel as it runs (crop + colour in one
+ * kernel, 80% of clips drawn for colour), audio = the Gaussian noise, augmentClip = all of it for one Example
+ * (allocation included).
+ */
+function microBench(clip: DecodedClip, rounds = 20): Record<string, number> {
+  const sums = { crop: 0, colour: 0, fusedVideo: 0, audio: 0, augmentClip: 0 };
+  const { numFrames, height, width } = clip;
+  const always = { brightness: 0.05, saturation: 1.2, contrast: 0.9, hue: 0.1 };
+  for (let i = -5; i < rounds; i++) {
+    const p = drawAugmentation({ epoch: 0, index: i + 5 }, width, height);
+    const t0 = performance.now();
+    const video = cropResizeColour(
+      clip.frames,
+      numFrames,
+      height,
+      width,
+      p.box,
+      224,
+      224,
+      p.flip,
+      undefined,
+      false,
+    );
+    const t1 = performance.now();
+    colourAugment(video, numFrames, p.colour ?? always, true);
+    const t2 = performance.now();
+    cropResizeColour(clip.frames, numFrames, height, width, p.box, 224, 224, p.flip, p.colour, true);
+    const t3 = performance.now();
+    addGaussianNoise(clip.audio, randomFor(0, 0, i + 5, "audio-noise"), 0.01);
+    const t4 = performance.now();
+    applyAugmentation(clip, p);
+    const t5 = performance.now();
+    if (i < 0) continue;
+    sums.crop += t1 - t0;
+    sums.colour += t2 - t1;
+    sums.fusedVideo += t3 - t2;
+    sums.audio += t4 - t3;
+    sums.augmentClip += t5 - t4;
+  }
+  return Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, round(v / rounds, 2)]));
+}
+
 export async function benchPipeline(opts: { json: boolean }): Promise<Record<string, unknown>> {
   const dir = await mkdtemp(join(tmpdir(), "vatt-bench-pipeline-"));
   try {
@@ -146,6 +196,7 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
         for await (const e of examples) if (e.video.length > 0) n += 1;
         return n;
       });
+    const micro = microBench(await decodeClip(refs[0], { window: "start" }));
     // Warm the page cache and the JIT once, then alternate, so neither side gets the warm or cold turn.
     await ffmpegAlone();
     await ours("arrays");
@@ -168,13 +219,15 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
       cropInFfmpegClipsPerSecond: inFfmpeg.clipsPerSecond,
       cropInFfmpegRatio: round(inFfmpeg.clipsPerSecond / aloneRate),
       peakRssMB: round((process.resourceUsage().maxRSS * 1024) / 2 ** 20, 1),
+      // Main-thread ms per clip of each augmentation stage (see microBench).
+      augmentMsPerClip: micro,
       runs: { ffmpegAlone: [alone1, alone2], oursArrays: [arrays1, arrays2], oursCropInFfmpeg: inFfmpeg },
     };
     if (!opts.json) {
       console.log(
         `pipeline: ours ${result.oursClipsPerSecond} clips/s, ffmpeg alone ${result.ffmpegAloneClipsPerSecond} ` +
           `clips/s, ratio ${result.ratio} (crop in ffmpeg: ${result.cropInFfmpegClipsPerSecond} clips/s), ` +
-          `peak RSS ${result.peakRssMB} MB`,
+          `peak RSS ${result.peakRssMB} MB; augmentation ms/clip ${JSON.stringify(micro)}`,
       );
     }
     return result;

@@ -354,7 +354,12 @@ export function cutText(
   return { textIds, textMask };
 }
 
-/** A few worker threads running datasets/parquet-worker.ts; each task goes to the least busy one. */
+/**
+ * A few worker threads running datasets/parquet-worker.ts; each task goes to the least busy one. One pool per
+ * size is kept for the life of the process (see `augmentPool`): a worker costs tens of ms to start and its kernels
+ * need JIT warm-up, which a pool per stream would pay on every epoch stream. An idle pool is unref'd, so it never
+ * keeps the process alive; a pool with tasks in flight is ref'd.
+ */
 class AugmentPool {
   private readonly workers: Worker[];
   private readonly pending = new Map<
@@ -363,47 +368,69 @@ class AugmentPool {
   >();
   private readonly load: number[];
   private nextId = 0;
+  dead = false;
 
   constructor(size: number) {
     const url = new URL("./parquet-worker.js", import.meta.url);
     this.workers = Array.from({ length: size }, (_, w) => {
       const worker = new Worker(url);
+      worker.unref();
       worker.on("message", (m: { id: number; example?: Example; error?: string }) => {
         const task = this.pending.get(m.id);
         if (!task) return;
         this.pending.delete(m.id);
-        this.load[task.worker]--;
+        this.settled(task.worker);
         if (m.example) task.resolve(m.example);
         else task.reject(new Error(m.error ?? "the augmentation worker failed"));
       });
       worker.on("error", (err) => this.failAll(w, err));
+      worker.on("exit", () => {
+        this.dead = true;
+        this.failAll(w, new Error("it exited"));
+      });
       return worker;
     });
     this.load = this.workers.map(() => 0);
   }
 
+  private settled(worker: number): void {
+    this.load[worker]--;
+    if (this.load[worker] === 0) this.workers[worker].unref();
+  }
+
   private failAll(worker: number, err: Error): void {
+    this.dead = true;
     for (const [id, task] of this.pending) {
       if (task.worker !== worker) continue;
       this.pending.delete(id);
+      this.settled(worker);
       task.reject(new Error(`an augmentation worker thread died: ${err.message}`));
     }
   }
 
   run(cut: ClipCut, augment: Partial<AugmentOptions>): Promise<Example> {
-    const w = this.load.indexOf(Math.min(...this.load));
+    let w = 0;
+    for (let i = 1; i < this.load.length; i++) if (this.load[i] < this.load[w]) w = i;
     const id = this.nextId++;
-    this.load[w]++;
+    if (this.load[w]++ === 0) this.workers[w].ref();
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, worker: w });
       const buffers = new Set([...cut.jpegs.map((j) => j.buffer), ...(cut.audio ? [cut.audio.buffer] : [])]);
       this.workers[w].postMessage({ id, cut, augment }, [...buffers] as ArrayBuffer[]);
     });
   }
+}
 
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+const pools = new Map<number, AugmentPool>();
+
+/** The process's pool of `size` augmentation threads (a new one if the last died). */
+function augmentPool(size: number): AugmentPool {
+  let pool = pools.get(size);
+  if (!pool || pool.dead) {
+    pool = new AugmentPool(size);
+    pools.set(size, pool);
   }
+  return pool;
 }
 
 /**
@@ -424,17 +451,13 @@ export async function* parquetExamples(o: ParquetExampleOptions): AsyncGenerator
     yield* toAsyncIterable(flow(fromIterable(shuffledCuts(o)), decodeStage(o), stage));
     return;
   }
-  const pool = new AugmentPool(threads);
-  try {
-    const stage = mapConcurrent(
-      async (cut: ClipCut) => {
-        const words = textOf(cut); // before the cut's buffers are transferred to the worker
-        return { ...(await pool.run(cut, augment)), ...words };
-      },
-      { concurrency: threads, buffer: o.buffer ?? 2, onError: recordCutSkip(skips) },
-    );
-    yield* toAsyncIterable(flow(fromIterable(shuffledCuts(o)), stage));
-  } finally {
-    await pool.close();
-  }
+  const pool = augmentPool(threads);
+  const stage = mapConcurrent(
+    async (cut: ClipCut) => {
+      const words = textOf(cut); // before the cut's buffers are transferred to the worker
+      return { ...(await pool.run(cut, augment)), ...words };
+    },
+    { concurrency: threads, buffer: o.buffer ?? 2, onError: recordCutSkip(skips) },
+  );
+  yield* toAsyncIterable(flow(fromIterable(shuffledCuts(o)), stage));
 }

@@ -14,14 +14,13 @@ import { addGaussianNoise } from "./audio.js";
 import {
   type ColourAugmentOptions,
   type ColourFactors,
-  colourAugment,
   defaultColourAugment,
   drawColourFactors,
 } from "./color.js";
 import {
   type CropBox,
   centreCropBox,
-  cropResizeFrames,
+  cropResizeColour,
   defaultInceptionCrop,
   defaultVggCrop,
   type InceptionCropOptions,
@@ -107,7 +106,8 @@ export function applyAugmentation(
 ): Example {
   const opts = { ...defaultAugmentOptions, ...options };
   const { ref } = clip;
-  const video = cropResizeFrames(
+  // One fused kernel: crop + resize + flip + colour + [-1, 1] (two passes per output frame).
+  const video = cropResizeColour(
     clip.frames,
     clip.numFrames,
     clip.height,
@@ -116,8 +116,9 @@ export function applyAugmentation(
     opts.outHeight,
     opts.outWidth,
     params.flip,
+    params.colour,
+    true,
   );
-  colourAugment(video, clip.numFrames, params.colour, true);
   const audio =
     opts.audioNoise > 0 && clip.audioMask > 0
       ? addGaussianNoise(

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/complexity/useMathMinMax: per-pixel hot loops, where a compare is cheaper than a call
 /**
  * Colour augmentation on float RGB clips in [0, 1] (T x H x W x 3, Float32Array), with tf.image's adjust_*
  * semantics, in the reference order: brightness, saturation, contrast, hue, then clip to [0, 1].
@@ -232,9 +233,105 @@ export function toSymmetricRange(px: Float32Array): Float32Array {
 }
 
 /**
+ * The second pass of the fused colour step over one frame, px[base..end), in place: contrast around the frame's
+ * channel means (mr, mg, mb), hue rotation by `d6` sixths of a turn, clip to [0, 1], then `* scale + shift`.
+ * One tight loop, no calls per pixel: TF's adjust_hue kernel (keep min and max, rotate h) written out.
+ */
+export function finishColourFrame(
+  px: Float32Array,
+  base: number,
+  end: number,
+  mr: number,
+  mg: number,
+  mb: number,
+  contrast: number,
+  d6: number,
+  scale: number,
+  shift: number,
+): void {
+  // Hue is rotated modulo 6: keep the offset in [0, 6) so one subtraction wraps.
+  let dh = d6 % 6;
+  if (dh < 0) dh += 6;
+  for (let i = base; i < end; i += 3) {
+    let r = (px[i] - mr) * contrast + mr;
+    let g = (px[i + 1] - mg) * contrast + mg;
+    let b = (px[i + 2] - mb) * contrast + mb;
+    // TF's categories (ties broken as in rotateHuePixel): h in sixths of a turn from the max, mid and min.
+    let vMax: number;
+    let vMin: number;
+    let h: number;
+    if (r < g) {
+      if (b < r) {
+        vMax = g;
+        vMin = b;
+        h = 2 - (r - b) / (g - b);
+      } else if (b > g) {
+        vMax = b;
+        vMin = r;
+        h = 4 - (g - r) / (b - r);
+      } else {
+        vMax = g;
+        vMin = r;
+        h = 2 + (b - r) / (g - r);
+      }
+    } else if (b < g) {
+      vMax = r;
+      vMin = b;
+      h = (g - b) / (r - b);
+    } else if (b > r) {
+      vMax = b;
+      vMin = g;
+      h = 4 + (r - g) / (b - g);
+    } else {
+      vMax = r;
+      vMin = g;
+      h = r === g ? -1 : 6 - (b - g) / (r - g);
+    }
+    if (h >= 0) {
+      // not grey (grey: hue undefined, TF leaves the pixel)
+      h += dh;
+      if (h >= 6) h -= 6;
+      if (h >= 6) h -= 6;
+      const range = vMax - vMin;
+      if (h < 3) {
+        if (h < 1) {
+          r = vMax;
+          g = vMin + h * range;
+          b = vMin;
+        } else if (h < 2) {
+          r = vMin + (2 - h) * range;
+          g = vMax;
+          b = vMin;
+        } else {
+          r = vMin;
+          g = vMax;
+          b = vMin + (h - 2) * range;
+        }
+      } else if (h < 4) {
+        r = vMin;
+        g = vMin + (4 - h) * range;
+        b = vMax;
+      } else if (h < 5) {
+        r = vMin + (h - 4) * range;
+        g = vMin;
+        b = vMax;
+      } else {
+        r = vMax;
+        g = vMin;
+        b = vMin + (6 - h) * range;
+      }
+    }
+    px[i] = (r < 0 ? 0 : r > 1 ? 1 : r) * scale + shift;
+    px[i + 1] = (g < 0 ? 0 : g > 1 ? 1 : g) * scale + shift;
+    px[i + 2] = (b < 0 ? 0 : b > 1 ? 1 : b) * scale + shift;
+  }
+}
+
+/**
  * The whole colour step on a T x H x W x 3 clip in [0, 1], in place: brightness, saturation, contrast, hue, clip,
  * and when `symmetric` the final scaling to [-1, 1]. With no factors (the clip was not drawn for colour), only the
- * scaling runs. Equal to the single-op functions applied in that order.
+ * scaling runs. Equal to the single-op functions applied in that order (to float32 rounding: the fused passes keep
+ * each pixel in doubles between the ops).
  */
 export function colourAugment(
   px: Float32Array,
@@ -257,27 +354,32 @@ export function colourAugment(
     let sg = 0;
     let sb = 0;
     for (let i = base; i < end; i += 3) {
-      px[i] += brightness;
-      px[i + 1] += brightness;
-      px[i + 2] += brightness;
-      saturatePixel(px, i, saturation);
-      sr += px[i];
-      sg += px[i + 1];
-      sb += px[i + 2];
-    }
-    const mr = sr / pixels;
-    const mg = sg / pixels;
-    const mb = sb / pixels;
-    for (let i = base; i < end; i += 3) {
-      px[i] = (px[i] - mr) * contrast + mr;
-      px[i + 1] = (px[i + 1] - mg) * contrast + mg;
-      px[i + 2] = (px[i + 2] - mb) * contrast + mb;
-      rotateHuePixel(px, i, d6);
-      for (let c = i; c < i + 3; c++) {
-        const v = px[c];
-        px[c] = (v < 0 ? 0 : v > 1 ? 1 : v) * scale + shift;
+      let r = px[i] + brightness;
+      let g = px[i + 1] + brightness;
+      let b = px[i + 2] + brightness;
+      const v = r > g ? (r > b ? r : b) : g > b ? g : b;
+      if (v <= 0) {
+        r = v;
+        g = v;
+        b = v;
+      } else {
+        const range = v - (r < g ? (r < b ? r : b) : g < b ? g : b);
+        if (range > 0) {
+          // k = min(f, v / range): s' = min(s * f, 1)
+          const k = saturation * range <= v ? saturation : v / range;
+          r = v - (v - r) * k;
+          g = v - (v - g) * k;
+          b = v - (v - b) * k;
+        }
       }
+      px[i] = r;
+      px[i + 1] = g;
+      px[i + 2] = b;
+      sr += r;
+      sg += g;
+      sb += b;
     }
+    finishColourFrame(px, base, end, sr / pixels, sg / pixels, sb / pixels, contrast, d6, scale, shift);
   }
   return px;
 }

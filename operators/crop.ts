@@ -1,14 +1,18 @@
+// biome-ignore-all lint/complexity/useMathMinMax: per-pixel hot loops, where a compare is cheaper than a call
 /**
  * Spatial crops: where to crop (pure functions of the frame size and a seeded Random) and one kernel that crops,
  * resizes (bilinear) and optionally flips every frame of a clip the same way, writing floats in [0, 1].
  *
  * Measured (bench/pipeline.ts, 2 workers, 640x360 -> 224x224, on a shared 2-core machine): this kernel after a
  * short-side-256 decode ran at 7.2 clips/s and crop+scale+hflip in ffmpeg's filter graph at 7.2 (quiet machine), and
- * 3.9 vs 4.4 under load. The kernel itself costs ~35 ms per 32x224x224 clip; the filter graph saves that but needs
+ * 3.9 vs 4.4 under load. The kernel then cost ~35 ms per 32x224x224 clip and the separate colour step ~55 ms; the
+ * separable resize fused with colour (`cropResizeColour`) now costs ~15 ms without colour and ~30 ms with it
+ * (`augmentMsPerClip` in the bench's JSON). The filter graph saves the resize but needs
  * the frame size before decoding (one ffprobe per clip). Default: typed arrays, which need no probe and keep the
  * exact half-pixel bilinear of tf.image.resize; `geometryIn: "ffmpeg"` in pipeline/stream.ts is the other.
  */
 import type { Random } from "../pipeline/random.js";
+import { type ColourFactors, finishColourFrame } from "./color.js";
 
 /** A crop rectangle in whole pixels of the frame it applies to. */
 export interface CropBox {
@@ -161,6 +165,65 @@ export function cropResizeFrames(
   flip = false,
   out = new Float32Array(numFrames * outHeight * outWidth * 3),
 ): Float32Array {
+  return cropResizeColour(
+    frames,
+    numFrames,
+    height,
+    width,
+    box,
+    outHeight,
+    outWidth,
+    flip,
+    undefined,
+    false,
+    out,
+  );
+}
+
+/** A horizontally interpolated source row (doubles, so the vertical step gives the same bits as a 2-D lerp). */
+function lerpRow(
+  frames: Uint8Array,
+  start: number,
+  x0: Int32Array,
+  x1: Int32Array,
+  wx: Float64Array,
+  row: Float64Array,
+): void {
+  const n = x0.length;
+  for (let o = 0, j = 0; o < n; o++, j += 3) {
+    const a = start + x0[o];
+    const b = start + x1[o];
+    const f = wx[o];
+    const r = frames[a];
+    const g = frames[a + 1];
+    const bl = frames[a + 2];
+    row[j] = r + (frames[b] - r) * f;
+    row[j + 1] = g + (frames[b + 1] - g) * f;
+    row[j + 2] = bl + (frames[b + 2] - bl) * f;
+  }
+}
+
+/**
+ * The training kernel: crop + bilinear resize + flip (as `cropResizeFrames`) fused with the colour step
+ * (operators/color.ts `colourAugment`: brightness, saturation, contrast, hue, clip) and the final `* 2 - 1` when
+ * `symmetric`. Two passes over each output frame: (1) resample + brightness + saturation while summing the channel
+ * means contrast needs, (2) `finishColourFrame`. Without colour factors it is one pass. The resize is separable:
+ * each source row the frame needs is interpolated horizontally once (a two-row cache, rows only move down), then
+ * each output row is one vertical lerp of two cached rows.
+ */
+export function cropResizeColour(
+  frames: Uint8Array,
+  numFrames: number,
+  height: number,
+  width: number,
+  box: CropBox,
+  outHeight: number,
+  outWidth: number,
+  flip: boolean,
+  colour: ColourFactors | undefined,
+  symmetric: boolean,
+  out = new Float32Array(numFrames * outHeight * outWidth * 3),
+): Float32Array {
   if (
     box.x < 0 ||
     box.y < 0 ||
@@ -175,36 +238,114 @@ export function cropResizeFrames(
   }
   const xs = axisTable(box.x, box.width, outWidth);
   const ys = axisTable(box.y, box.height, outHeight);
-  // Flip by reading the mirrored source column: no second pass.
+  // Flip by reading the mirrored source column: no second pass. Offsets in bytes within a row.
   const x0 = new Int32Array(outWidth);
   const x1 = new Int32Array(outWidth);
-  const wx = new Float32Array(outWidth);
+  const wx = new Float64Array(outWidth);
   for (let o = 0; o < outWidth; o++) {
     const s = flip ? outWidth - 1 - o : o;
     x0[o] = xs.lo[s] * 3;
     x1[o] = xs.hi[s] * 3;
     wx[o] = xs.w[s];
   }
+  const rowLen = outWidth * 3;
+  const frameLen = outHeight * rowLen;
   const rowBytes = width * 3;
   const frameBytes = height * rowBytes;
   const inv = 1 / 255;
-  let p = 0;
+  const scale = symmetric ? 2 : 1;
+  const shift = symmetric ? -1 : 0;
+  const brightness = colour ? colour.brightness : 0;
+  const saturation = colour ? Math.max(0, colour.saturation) : 0;
+  const pixels = outHeight * outWidth;
+  let rowA = new Float64Array(rowLen);
+  let rowB = new Float64Array(rowLen);
   for (let t = 0; t < numFrames; t++) {
     const base = t * frameBytes;
+    const outBase = t * frameLen;
+    let tagA = -1; // source row held in rowA / rowB (this frame)
+    let tagB = -1;
+    let sr = 0;
+    let sg = 0;
+    let sb = 0;
+    let p = outBase;
     for (let oy = 0; oy < outHeight; oy++) {
-      const r0 = base + ys.lo[oy] * rowBytes;
-      const r1 = base + ys.hi[oy] * rowBytes;
-      const fy = ys.w[oy];
-      for (let ox = 0; ox < outWidth; ox++) {
-        const a = x0[ox];
-        const b = x1[ox];
-        const fx = wx[ox];
-        for (let c = 0; c < 3; c++) {
-          const top = frames[r0 + a + c] + (frames[r0 + b + c] - frames[r0 + a + c]) * fx;
-          const bottom = frames[r1 + a + c] + (frames[r1 + b + c] - frames[r1 + a + c]) * fx;
-          out[p++] = (top + (bottom - top) * fy) * inv;
+      const lo = ys.lo[oy];
+      const hi = ys.hi[oy];
+      // Rows only move down: rowA holds `lo`, rowB `hi` (the same buffer when lo === hi).
+      if (tagA !== lo) {
+        if (tagB === lo) {
+          const tmp = rowA;
+          rowA = rowB;
+          rowB = tmp;
+          tagA = lo;
+          tagB = -1;
+        } else {
+          lerpRow(frames, base + lo * rowBytes, x0, x1, wx, rowA);
+          tagA = lo;
         }
       }
+      let bottom = rowA;
+      if (hi !== lo) {
+        if (tagB !== hi) {
+          lerpRow(frames, base + hi * rowBytes, x0, x1, wx, rowB);
+          tagB = hi;
+        }
+        bottom = rowB;
+      }
+      const top = rowA;
+      const fy = ys.w[oy];
+      if (!colour) {
+        for (let j = 0; j < rowLen; j++) {
+          const v = top[j];
+          out[p++] = (v + (bottom[j] - v) * fy) * inv * scale + shift;
+        }
+        continue;
+      }
+      for (let j = 0; j < rowLen; j += 3) {
+        const t0 = top[j];
+        const t1 = top[j + 1];
+        const t2 = top[j + 2];
+        let r = (t0 + (bottom[j] - t0) * fy) * inv + brightness;
+        let g = (t1 + (bottom[j + 1] - t1) * fy) * inv + brightness;
+        let b = (t2 + (bottom[j + 2] - t2) * fy) * inv + brightness;
+        // Saturation (TF's HSV kernel, see color.ts): keep h and v, s' = min(s * f, 1).
+        const v = r > g ? (r > b ? r : b) : g > b ? g : b;
+        if (v <= 0) {
+          r = v;
+          g = v;
+          b = v;
+        } else {
+          const range = v - (r < g ? (r < b ? r : b) : g < b ? g : b);
+          if (range > 0) {
+            const k = saturation * range <= v ? saturation : v / range;
+            r = v - (v - r) * k;
+            g = v - (v - g) * k;
+            b = v - (v - b) * k;
+          }
+        }
+        out[p] = r;
+        out[p + 1] = g;
+        out[p + 2] = b;
+        p += 3;
+        sr += r;
+        sg += g;
+        sb += b;
+      }
+    }
+    if (colour) {
+      finishColourFrame(
+        out,
+        outBase,
+        outBase + frameLen,
+        sr / pixels,
+        sg / pixels,
+        sb / pixels,
+        colour.contrast,
+        colour.hue * 6,
+        scale,
+        shift,
+      );
     }
   }
   return out;

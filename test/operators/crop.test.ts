@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { colourAugment, drawColourFactors } from "../../operators/color.js";
 import {
   centreCropBox,
+  cropResizeColour,
   cropResizeFrames,
   defaultInceptionCrop,
   inceptionCropBox,
@@ -121,5 +123,43 @@ describe("cropResizeFrames", () => {
       () => cropResizeFrames(frames, t, h, w, { x: 2, y: 0, width: 3, height: 1 }, 1, 1),
       /does not fit/,
     );
+  });
+});
+
+describe("cropResizeColour (the fused training kernel)", () => {
+  // A 3-frame 37x23 clip of varied colours, grey and saturated pixels included.
+  const [t, h, w] = [3, 23, 37];
+  const rng = randomFor(2, 0, 0, "pixels");
+  const frames = new Uint8Array(t * h * w * 3).map(() => Math.floor(rng.next() * 256));
+  for (let i = 0; i < 60; i += 3) frames.fill(((i * 37) & 0xff) as number, i, i + 3); // a run of grey pixels
+  const boxes = [
+    { x: 0, y: 0, width: w, height: h },
+    { x: 3, y: 2, width: 20, height: 9 },
+    { x: 10, y: 5, width: 27, height: 18 },
+  ];
+
+  it("equals crop + resize + flip, then the colour step, then [-1, 1]", () => {
+    for (let seed = 0; seed < 12; seed++) {
+      const box = boxes[seed % boxes.length];
+      const [oh, ow] = seed % 2 === 0 ? [16, 16] : [11, 30];
+      const flip = seed % 4 < 2;
+      const factors = drawColourFactors(randomFor(seed, 0, 0, "colour"));
+      const expected = colourAugment(cropResizeFrames(frames, t, h, w, box, oh, ow, flip), t, factors, true);
+      const fused = cropResizeColour(frames, t, h, w, box, oh, ow, flip, factors, true);
+      assert.equal(fused.length, expected.length);
+      for (let i = 0; i < expected.length; i++) {
+        assert.ok(
+          Math.abs(fused[i] - expected[i]) < 1e-5,
+          `seed ${seed} index ${i}: ${fused[i]} != ${expected[i]}`,
+        );
+      }
+    }
+  });
+
+  it("gives the same bytes every time", () => {
+    const factors = { brightness: 0.1, saturation: 1.3, contrast: 0.7, hue: -0.15 };
+    const a = cropResizeColour(frames, t, h, w, boxes[1], 16, 16, true, factors, true);
+    const b = cropResizeColour(frames, t, h, w, boxes[1], 16, 16, true, factors, true);
+    assert.deepEqual(a, b);
   });
 });
