@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import {
   ConfigError,
   describeSchema,
@@ -48,8 +50,14 @@ export async function configFromArgs(
   defaults: unknown = {},
 ): Promise<PretrainConfig> {
   try {
+    // Resuming starts from the run's own effective config, so `--resume --run-dir DIR` alone continues it.
+    const runDir = args.values["run-dir"];
+    const saved =
+      args.values.resume && typeof runDir === "string" && existsSync(join(runDir, "config.json"))
+        ? await readConfigFile(join(runDir, "config.json"))
+        : {};
     const file = typeof args.values.config === "string" ? await readConfigFile(args.values.config) : {};
-    return resolveConfig(defaults, file, flagLayer(command, args));
+    return resolveConfig(defaults, saved, file, flagLayer(command, args));
   } catch (err) {
     if (err instanceof ConfigError) throw new UserError(`vatt ${command}: ${err.message}`, 2);
     throw err;

@@ -153,6 +153,19 @@ describe("vatt pretrain (command line)", () => {
     assert.match(file.stderr, /cannot read config file '.*missing\.yaml'/);
   });
 
+  it("resumes a run from its saved config with only --resume and --run-dir", () => {
+    const runDir = join(dir, "cli-resume");
+    const first = vatt(
+      ...["--howto100m", join(dir, "howto"), "--run-dir", runDir, "--steps", "2", "--batch-size", "2"],
+      ...["--set", "data.heldOutShare=0", "--set", "data.decodeShortSide=64", "--set", "train.warmupSteps=0"],
+    );
+    assert.equal(first.status, 0, first.stderr);
+    const again = vatt("--resume", "--run-dir", runDir, "--steps", "3");
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stderr, /resumed .*cli-resume at step 2/);
+    assert.match(again.stdout, /steps: 3 \(1 this run/);
+  });
+
   it("lists every config key", () => {
     const r = vatt("--help-config");
     assert.equal(r.status, 0);
