@@ -87,7 +87,9 @@ export async function selectBackend(
       await tf.ready();
       return { requested, choice, name: tf.getBackend(), skipped, fast: fastKernelsFor(choice, opts) };
     } catch (err) {
-      const reason = (err as Error).message.split("\n")[0];
+      const e = err as NodeJS.ErrnoException;
+      // An optional engine that is simply not installed is the common case: say so in two words.
+      const reason = e.code === "ERR_MODULE_NOT_FOUND" ? "not installed" : e.message.split("\n")[0];
       skipped.push(`${choice}: ${reason}`);
     }
   }
