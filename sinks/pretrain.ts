@@ -125,9 +125,13 @@ export async function runPretraining(
   const runDir = config.runDir;
   await checkRunDir(runDir, o.resume ?? false);
   const backend = await selectBackend(config.model.backend as BackendChoice);
-  log(
-    `vatt: backend ${backend.name}${backend.skipped.length ? ` (passed over: ${backend.skipped.join("; ")})` : ""}`,
-  );
+  const fast = backend.fast.enabled
+    ? `, matrix products on ${backend.fast.engine} (${backend.fast.threads} thread${backend.fast.threads === 1 ? "" : "s"})`
+    : backend.name === "wasm" && backend.fast.reason
+      ? `, stock kernels (${backend.fast.reason})`
+      : "";
+  const passed = backend.skipped.length ? `; passed over ${backend.skipped.join(", ")}` : "";
+  log(`vatt: backend ${backend.name}${fast}${passed}`);
 
   let shownSkips = 0;
   const skips = new SkipLog(50, (event) => {
