@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { spawn, spawnSync } from "node:child_process";
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -164,6 +164,55 @@ describe("vatt pretrain (command line)", () => {
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stderr, /resumed .*cli-resume at step 2/);
     assert.match(again.stdout, /steps: 3 \(1 this run/);
+  });
+
+  it("on SIGINT stops after the current step with a checkpoint, and exits cleanly", async () => {
+    const runDir = join(dir, "cli-sigint");
+    const child = spawn(
+      process.execPath,
+      [
+        VATT,
+        "pretrain",
+        ...["--howto100m", join(dir, "howto"), "--run-dir", runDir, "--steps", "100000", "--batch-size", "2"],
+        ...[
+          "--set",
+          "data.heldOutShare=0",
+          "--set",
+          "data.decodeShortSide=64",
+          "--set",
+          "train.checkpointEvery=100000",
+        ],
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    // Wait until a few steps are logged, then interrupt.
+    const metrics = join(runDir, "metrics.jsonl");
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const text = await readFile(metrics, "utf8").catch(() => "");
+      if ((text.match(/"event":"step"/g) ?? []).length >= 3 || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill("SIGINT");
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /SIGINT: stopping after this step and writing a checkpoint/);
+    const steps = (await readFile(metrics, "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    const lastStep = steps.filter((r) => r.event === "step").at(-1).step;
+    const checkpoints = await readdir(join(runDir, "checkpoints"));
+    assert.deepEqual(
+      checkpoints,
+      [`step-${String(lastStep).padStart(9, "0")}`],
+      "a checkpoint of the step it stopped at",
+    );
+    assert.ok(steps.some((r) => r.event === "end" && r.ended === "stopped"));
   });
 
   it("lists every config key", () => {
