@@ -285,12 +285,19 @@ export function conceptSample(concepts: readonly Concept[], t: number): number {
   let sum = 0;
   for (const c of concepts) {
     let tone = 0;
-    c.harmonics.forEach((weight, h) => {
-      if (weight !== 0) tone += weight * Math.sin(2 * Math.PI * c.pitch * (h + 1) * t);
-    });
-    const norm = c.harmonics.reduce((a, b) => a + Math.abs(b), 0);
-    const envelope =
-      c.beatsPerSecond > 0 ? 0.35 + 0.65 * Math.max(0, Math.sin(Math.PI * c.beatsPerSecond * t)) ** 2 : 1;
+    let norm = 0;
+    const w = 2 * Math.PI * c.pitch * t;
+    for (let h = 0; h < c.harmonics.length; h++) {
+      const weight = c.harmonics[h];
+      if (weight === 0) continue;
+      tone += weight * Math.sin(w * (h + 1));
+      norm += Math.abs(weight);
+    }
+    let envelope = 1;
+    if (c.beatsPerSecond > 0) {
+      const pulse = Math.sin(Math.PI * c.beatsPerSecond * t);
+      envelope = pulse > 0 ? 0.35 + 0.65 * pulse * pulse : 0.35;
+    }
     sum += (tone / norm) * envelope;
   }
   return concepts.length > 0 ? (0.5 * sum) / concepts.length : 0;

@@ -216,7 +216,7 @@ async function encodeVideo(job: EncodeJob, scratch: string): Promise<void> {
           "-c:v",
           "libx264",
           "-preset",
-          "veryfast",
+          "ultrafast", // synthetic content: encode speed over file size
           "-crf",
           "23",
           "-pix_fmt",
