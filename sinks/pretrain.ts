@@ -133,10 +133,16 @@ export async function runPretraining(
   const passed = backend.skipped.length ? `; passed over ${backend.skipped.join(", ")}` : "";
   log(`vatt: backend ${backend.name}${fast}${passed}`);
 
-  let shownSkips = 0;
+  // Each distinct problem is printed once (a bad file fails again every pass), the first few only; all are counted.
+  const shown = new Set<string>();
   const skips = new SkipLog(50, (event) => {
-    if (shownSkips++ < 5) log(`vatt: skipped: ${event.message}`);
-    else if (shownSkips === 6) log("vatt: more skips follow; counts are in metrics.jsonl and the summary");
+    if (shown.has(event.message) || shown.size > 5) return;
+    shown.add(event.message);
+    log(
+      shown.size <= 5
+        ? `vatt: skipped: ${event.message}`
+        : "vatt: more skips follow; counts are in metrics.jsonl and the summary",
+    );
   });
   const vocab = await runVocabulary(config, skips);
   const modelConfig = runModelConfig(config, vocab.size);
