@@ -77,7 +77,7 @@ function describeRow(row: SheetRow, classNames?: readonly string[]): [string, st
     `${ref.source} ${ref.id}  #${ref.index}  ${ref.start.toFixed(2)}-${ref.end.toFixed(2)} s` +
     `  audio ${example.audioMask ? "yes" : "none"}${example.padded ? "  padded (looped)" : ""}`;
   const captions = ref.captions.map((c) => c.text).join(" | ");
-  const labels = ref.labels.map((l) => classNames?.[l] ?? `class ${l}`).join(", ");
+  const labels = ref.labels.map((l) => classNames?.[l] ?? `class ${l}`).join(" | "); // AudioSet names often contain commas
   const detail = captions ? `captions: ${captions}` : labels ? `labels: ${labels}` : "no text, no labels";
   return [head, detail.length > 180 ? `${detail.slice(0, 177)}...` : detail];
 }
