@@ -3,11 +3,14 @@
  * into `-f null`, on the same clips with the same parallelism (2 workers).
  *
  * Sources: 640x360 H.264 + AAC 44.1 kHz, made with ffmpeg in a temp dir. Each clip: seek, 32 frames at 10 fps,
- * short side 256, rgb24, and 3.2 s of 48 kHz mono float audio. Ours adds the PPM/pipe transfer, the crop + bilinear
- * resize to 224x224 + flip, colour augmentation, [-1, 1] scaling and audio noise.
+ * short side 256, rgb24, and 3.2 s of 48 kHz mono float audio. Ours adds the transfer of the frames (PPM into a
+ * temp file, read once into the clip), the crop + bilinear resize to 224x224 + flip, colour augmentation, [-1, 1]
+ * scaling and audio noise. `demo` repeats the comparison for the clip `npm start` trains on (160x120 sources, 8
+ * frames, short side 80 -> 64x64, 8192 samples at 10.24 kHz). `nodeCpuMsPerClip`: this process's CPU per clip.
  *
  * Two placements of crop/resize/flip are measured: in typed arrays after the decode ("arrays", the default), and in
- * ffmpeg's filter graph ("ffmpeg": needs the frame size first, so one ffprobe per clip).
+ * ffmpeg's filter graph ("ffmpeg": needs the frame size first, so one ffprobe per file, cached; its swscale
+ * resampling is not the typed arrays' tf.image.resize bilinear, so its pixels differ).
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -16,7 +19,12 @@ import { addGaussianNoise } from "../operators/audio.js";
 import { applyAugmentation, drawAugmentation } from "../operators/augment.js";
 import { colourAugment } from "../operators/color.js";
 import { cropResizeColour } from "../operators/crop.js";
-import { decodeClip, defaultDecodeOptions, ffmpegDecodeArgs } from "../operators/decode.js";
+import {
+  type DecodeOptions,
+  decodeClip,
+  defaultDecodeOptions,
+  ffmpegDecodeArgs,
+} from "../operators/decode.js";
 import { runMediaTool } from "../pipeline/ffmpeg.js";
 import { randomFor } from "../pipeline/random.js";
 import type { ClipRef, DecodedClip } from "../pipeline/records.js";
@@ -27,10 +35,38 @@ const SOURCES = 6;
 const WINDOWS_PER_SOURCE = 3;
 const SOURCE_SECONDS = 12;
 
-async function makeSources(dir: string): Promise<string[]> {
+/** Source files: the main case's 640x360 ones, or the demo's (`vatt synth` as `npm start` makes them). */
+interface SourceSpec {
+  prefix: string;
+  size: string;
+  audioRate: number;
+  preset: string;
+  gop: number;
+}
+
+const MAIN_SOURCES: SourceSpec = {
+  prefix: "src",
+  size: "640x360",
+  audioRate: 44_100,
+  preset: "veryfast",
+  gop: 60,
+};
+const DEMO_SOURCES: SourceSpec = {
+  prefix: "demo",
+  size: "160x120",
+  audioRate: 48_000,
+  preset: "ultrafast",
+  gop: 30,
+};
+
+/** The demo's clip (sinks/demo.ts, tiny preset): 8 frames at 10 fps, short side 80 -> 64x64, 8192 samples. */
+const DEMO_DECODE = { frames: 8, fps: 10, shortSide: 80, sampleRate: 10_240, window: "start" } as const;
+const DEMO_AUGMENT = { outHeight: 64, outWidth: 64 };
+
+async function makeSources(dir: string, spec: SourceSpec = MAIN_SOURCES): Promise<string[]> {
   const files: string[] = [];
   for (let i = 0; i < SOURCES; i++) {
-    const file = join(dir, `src${i}.mp4`);
+    const file = join(dir, `${spec.prefix}${i}.mp4`);
     await runMediaTool(
       "ffmpeg",
       [
@@ -40,19 +76,19 @@ async function makeSources(dir: string): Promise<string[]> {
         "-f",
         "lavfi",
         "-i",
-        `testsrc2=size=640x360:rate=30:duration=${SOURCE_SECONDS}`,
+        `testsrc2=size=${spec.size}:rate=30:duration=${SOURCE_SECONDS}`,
         "-f",
         "lavfi",
         "-i",
-        `sine=frequency=${300 + 50 * i}:sample_rate=44100:duration=${SOURCE_SECONDS}`,
+        `sine=frequency=${300 + 50 * i}:sample_rate=${spec.audioRate}:duration=${SOURCE_SECONDS}`,
         "-c:v",
         "libx264",
         "-preset",
-        "veryfast",
+        spec.preset,
         "-pix_fmt",
         "yuv420p",
         "-g",
-        "60",
+        String(spec.gop),
         "-c:a",
         "aac",
         file,
@@ -64,12 +100,12 @@ async function makeSources(dir: string): Promise<string[]> {
   return files;
 }
 
-function clipRefs(files: string[]): ClipRef[] {
+function clipRefs(files: string[], windows = WINDOWS_PER_SOURCE): ClipRef[] {
   const refs: ClipRef[] = [];
-  for (let w = 0; w < WINDOWS_PER_SOURCE; w++) {
+  for (let w = 0; w < windows; w++) {
     files.forEach((path, f) => {
       const index = refs.length;
-      const start = 1 + w * 3.3 + f * 0.1;
+      const start = 1 + ((w * 3.3) % 7.5) + f * 0.1;
       refs.push({
         source: "bench",
         id: `src${f}@${w}`,
@@ -87,8 +123,8 @@ function clipRefs(files: string[]): ClipRef[] {
 }
 
 /** ffmpeg alone: the decode's own arguments with both outputs sent to the null muxer (rgb24 / f32 kept). */
-function nullDecodeArgs(ref: ClipRef): string[] {
-  const args = ffmpegDecodeArgs(ref.path, ref.start, defaultDecodeOptions, true);
+function nullDecodeArgs(ref: ClipRef, decode: Partial<DecodeOptions> = {}): string[] {
+  const args = ffmpegDecodeArgs(ref.path, ref.start, { ...defaultDecodeOptions, ...decode }, true);
   return args
     .map((a) =>
       a === "pipe:1" || a === "pipe:3"
@@ -113,13 +149,21 @@ async function runPool<T>(items: T[], workers: number, work: (item: T) => Promis
   );
 }
 
+/** Wall time and this process's CPU per clip (user + system, all threads; not ffmpeg's, not the spawner's). */
 async function timed(
   run: () => Promise<number>,
-): Promise<{ clips: number; seconds: number; clipsPerSecond: number }> {
+): Promise<{ clips: number; seconds: number; clipsPerSecond: number; nodeCpuMsPerClip: number }> {
+  const cpu = process.cpuUsage();
   const started = process.hrtime.bigint();
   const clips = await run();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return { clips, seconds: round(seconds), clipsPerSecond: round(clips / seconds) };
+  const used = process.cpuUsage(cpu);
+  return {
+    clips,
+    seconds: round(seconds),
+    clipsPerSecond: round(clips / seconds),
+    nodeCpuMsPerClip: round((used.user + used.system) / 1000 / Math.max(1, clips), 2),
+  };
 }
 
 function round(x: number, digits = 3): number {
@@ -176,26 +220,35 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
   const dir = await mkdtemp(join(tmpdir(), "vatt-bench-pipeline-"));
   try {
     const refs = clipRefs(await makeSources(dir));
-    const ffmpegAlone = () =>
+    const demoRefs = clipRefs(await makeSources(dir, DEMO_SOURCES), 12);
+    const ffmpegAlone = (clips = refs, decode: Partial<DecodeOptions> = {}) =>
       timed(async () => {
-        await runPool(refs, WORKERS, async (ref) => {
-          await runMediaTool("ffmpeg", nullDecodeArgs(ref), { file: ref.path, timeoutMs: 60_000 });
+        await runPool(clips, WORKERS, async (ref) => {
+          await runMediaTool("ffmpeg", nullDecodeArgs(ref, decode), { file: ref.path, timeoutMs: 60_000 });
         });
-        return refs.length;
+        return clips.length;
       });
-    const ours = (geometryIn: "arrays" | "ffmpeg") =>
+    const ours = (
+      geometryIn: "arrays" | "ffmpeg",
+      clips = refs,
+      decode: Partial<DecodeOptions> = { window: "start" },
+      augment = {},
+    ) =>
       timed(async () => {
         let n = 0;
-        const examples = pretrainingExamples(refs, {
+        const examples = pretrainingExamples(clips, {
           seed: 0,
           concurrency: WORKERS,
           buffer: 2,
           geometryIn,
-          decode: { window: "start" },
+          decode,
+          augment,
         });
         for await (const e of examples) if (e.video.length > 0) n += 1;
         return n;
       });
+    const demoAlone = () => ffmpegAlone(demoRefs, DEMO_DECODE);
+    const demoOurs = () => ours("arrays", demoRefs, DEMO_DECODE, DEMO_AUGMENT);
     const micro = microBench(await decodeClip(refs[0], { window: "start" }));
     // Warm the page cache and the JIT once, then alternate, so neither side gets the warm or cold turn.
     await ffmpegAlone();
@@ -205,6 +258,14 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
     const inFfmpeg = await ours("ffmpeg");
     const alone2 = await ffmpegAlone();
     const arrays2 = await ours("arrays");
+    await demoAlone();
+    await demoOurs();
+    const demoAlone1 = await demoAlone();
+    const demoOurs1 = await demoOurs();
+    const demoOurs2 = await demoOurs();
+    const demoAlone2 = await demoAlone();
+    const demoAloneRate = (demoAlone1.clipsPerSecond + demoAlone2.clipsPerSecond) / 2;
+    const demoOursRate = (demoOurs1.clipsPerSecond + demoOurs2.clipsPerSecond) / 2;
     const aloneRate = (alone1.clipsPerSecond + alone2.clipsPerSecond) / 2;
     const oursRate = (arrays1.clipsPerSecond + arrays2.clipsPerSecond) / 2;
     const result = {
@@ -218,6 +279,18 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
       ratio: round(oursRate / aloneRate),
       cropInFfmpegClipsPerSecond: inFfmpeg.clipsPerSecond,
       cropInFfmpegRatio: round(inFfmpeg.clipsPerSecond / aloneRate),
+      oursNodeCpuMsPerClip: round((arrays1.nodeCpuMsPerClip + arrays2.nodeCpuMsPerClip) / 2, 2),
+      // The clip `npm start` trains on, from sources like the demo's (160x120, 30 fps, ultrafast, 1 s GOP).
+      demo: {
+        clips: demoRefs.length,
+        source: "160x120 H.264 30 fps + AAC 48 kHz",
+        clip: "8 frames @ 10 fps, short side 80 -> 64x64 crop, 8192 samples @ 10.24 kHz",
+        oursClipsPerSecond: round(demoOursRate),
+        ffmpegAloneClipsPerSecond: round(demoAloneRate),
+        ratio: round(demoOursRate / demoAloneRate),
+        oursNodeCpuMsPerClip: round((demoOurs1.nodeCpuMsPerClip + demoOurs2.nodeCpuMsPerClip) / 2, 2),
+        runs: { ffmpegAlone: [demoAlone1, demoAlone2], ours: [demoOurs1, demoOurs2] },
+      },
       peakRssMB: round((process.resourceUsage().maxRSS * 1024) / 2 ** 20, 1),
       // Main-thread ms per clip of each augmentation stage (see microBench).
       augmentMsPerClip: micro,
@@ -227,7 +300,9 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
       console.log(
         `pipeline: ours ${result.oursClipsPerSecond} clips/s, ffmpeg alone ${result.ffmpegAloneClipsPerSecond} ` +
           `clips/s, ratio ${result.ratio} (crop in ffmpeg: ${result.cropInFfmpegClipsPerSecond} clips/s), ` +
-          `peak RSS ${result.peakRssMB} MB; augmentation ms/clip ${JSON.stringify(micro)}`,
+          `peak RSS ${result.peakRssMB} MB; augmentation ms/clip ${JSON.stringify(micro)}; demo clip: ours ` +
+          `${result.demo.oursClipsPerSecond} clips/s, ffmpeg alone ${result.demo.ffmpegAloneClipsPerSecond}, ` +
+          `ratio ${result.demo.ratio}`,
       );
     }
     return result;

@@ -7,6 +7,11 @@
  * short side is `shortSide`, and writes the frames as PPM images on stdout and the audio, resampled to 48 kHz mono
  * float32, on fd 3. PPM headers carry each frame's size, so no ffprobe run is needed in the common case.
  *
+ * Both outputs are captured in temp files (pipeline/ffmpeg.ts `runMediaToolCaptured`, started by its small spawner
+ * process) and read once, straight into the clip's own buffers: each frame's pixels land in place in one scattered
+ * read, headers aside. Against draining pipes (64 KB chunks, concatenation, a parse copy) that took the decode's
+ * Node CPU from ~27 to ~6 ms per 32x455x256 clip (bench/pipeline.ts).
+ *
  * Edge cases, decided here once:
  * - No audio track: the audio output is dropped and the clip gets zeros with `audioMask` 0.
  * - A window that runs past the end of the file: the file's duration is probed once and the window is moved back
@@ -18,8 +23,9 @@
  * - Corrupt, truncated, missing or hanging files: a MediaError (kind "invalid", "missing", "timeout", ...) that the
  *   stream turns into a counted skip; hanging decodes are killed at `timeoutMs`.
  */
-import { MediaError, runMediaToolOutputs } from "../pipeline/ffmpeg.js";
-import { probe } from "../pipeline/probe.js";
+import { stat } from "node:fs/promises";
+import { type CapturedOutput, MediaError, runMediaToolCaptured } from "../pipeline/ffmpeg.js";
+import { type MediaInfo, probe } from "../pipeline/probe.js";
 import { type Random, randomFor } from "../pipeline/random.js";
 import type { ClipRef, DecodedClip } from "../pipeline/records.js";
 
@@ -69,9 +75,11 @@ export interface DecodeCall {
   signal?: AbortSignal;
   /**
    * Optional: given the scaled frame size, the geometry ffmpeg should apply. Needs the size before decoding, so
-   * it costs an ffprobe run; see bench/pipeline.ts for when that pays.
+   * it costs an ffprobe run per file (`probeCached`); see bench/pipeline.ts for when that pays.
    */
   geometry?: (width: number, height: number) => FilterGeometry;
+  /** How ffmpeg's outputs reach us (see `runMediaToolCaptured`); default: temp files where they work. */
+  capture?: "file" | "pipe";
 }
 
 /** Sampled frames per second after striding. */
@@ -239,9 +247,105 @@ function isMissingAudio(err: unknown): boolean {
   return err instanceof MediaError && /Stream map '0:a:0' matches no streams/i.test(err.stderr);
 }
 
+/**
+ * A decode's output, already in the clip's own buffers: `frames` has room for the whole clip and holds the `got`
+ * decoded frames at its start; `audio` has the clip's length and holds the first `audioSamples` decoded samples.
+ */
 interface RawDecode {
-  ppm: PpmFrames;
+  frames: Uint8Array;
+  got: number;
+  width: number;
+  height: number;
   audio: Float32Array | undefined;
+  audioSamples: number;
+}
+
+/**
+ * The header of the first PPM image when it is exactly what ffmpeg writes ("P6 W H 255", one whitespace byte
+ * after each token, no comments): frame size and header length. Anything else returns undefined, and the caller
+ * takes the general parser (`parsePpmStream`), which also owns the error messages.
+ */
+function plainPpmHeader(
+  head: Uint8Array,
+): { width: number; height: number; headerBytes: number } | undefined {
+  const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+  if (head.length < 3 || head[0] !== 0x50 || head[1] !== 0x36 || !isSpace(head[2])) return undefined;
+  const values: number[] = [];
+  let pos = 3;
+  for (let t = 0; t < 3; t++) {
+    let v = 0;
+    const begin = pos;
+    while (pos < head.length && head[pos] >= 0x30 && head[pos] <= 0x39 && pos - begin < 9) {
+      v = v * 10 + head[pos] - 0x30;
+      pos++;
+    }
+    if (pos === begin || pos >= head.length || !isSpace(head[pos])) return undefined;
+    values.push(v);
+    pos++;
+  }
+  const [width, height, maxval] = values;
+  if (!(width > 0 && height > 0) || maxval !== 255) return undefined;
+  return { width, height, headerBytes: pos };
+}
+
+/** The general path: all of the output in memory, parsed by `parsePpmStream`, frames copied into the clip. */
+async function readPpmFramesSlow(out: CapturedOutput, frames: number, file: string): Promise<RawFrames> {
+  const all = new Uint8Array(out.size);
+  await out.readInto([all], 0);
+  const ppm = parsePpmStream(all, file);
+  const got = Math.min(ppm.frames.length, frames);
+  const frameBytes = ppm.width * ppm.height * 3;
+  const clip = new Uint8Array(got > 0 ? frames * frameBytes : 0);
+  for (let i = 0; i < got; i++) clip.set(ppm.frames[i], i * frameBytes);
+  return { frames: clip, got, width: ppm.width, height: ppm.height };
+}
+
+type RawFrames = Pick<RawDecode, "frames" | "got" | "width" | "height">;
+
+/**
+ * ffmpeg's PPM stream read straight into the clip's frame buffer: every frame's pixels go to their place in one
+ * scattered read and the headers (all the same size) to a scratch buffer, checked against the first one. Each
+ * pixel byte is copied once. An unusual stream (other headers, a size change, a cut-off frame) takes the general
+ * parser instead, so the frames and errors are exactly those of `parsePpmStream`.
+ */
+async function readPpmFrames(out: CapturedOutput, frames: number, file: string): Promise<RawFrames> {
+  if (out.size === 0) return { frames: new Uint8Array(0), got: 0, width: 0, height: 0 };
+  const head = new Uint8Array(Math.min(out.size, 64));
+  await out.readInto([head], 0);
+  const first = plainPpmHeader(head);
+  if (!first) return readPpmFramesSlow(out, frames, file);
+  const { width, height, headerBytes } = first;
+  const frameBytes = width * height * 3;
+  const stride = headerBytes + frameBytes;
+  const got = Math.floor(out.size / stride);
+  if (got * stride !== out.size || got > frames) return readPpmFramesSlow(out, frames, file);
+  const clip = new Uint8Array(frames * frameBytes);
+  const headers = new Uint8Array(got * headerBytes);
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < got; i++) {
+    parts.push(
+      headers.subarray(i * headerBytes, (i + 1) * headerBytes),
+      clip.subarray(i * frameBytes, (i + 1) * frameBytes),
+    );
+  }
+  if ((await out.readInto(parts, 0)) !== out.size) return readPpmFramesSlow(out, frames, file);
+  for (let i = 1; i < got; i++) {
+    for (let b = 0; b < headerBytes; b++) {
+      if (headers[i * headerBytes + b] !== head[b]) return readPpmFramesSlow(out, frames, file);
+    }
+  }
+  return { frames: clip, got, width, height };
+}
+
+/** The f32le audio output read straight into a clip-length buffer (at most `samples` samples of it). */
+async function readAudio(
+  out: CapturedOutput,
+  samples: number,
+): Promise<{ audio: Float32Array; audioSamples: number }> {
+  const audio = new Float32Array(samples);
+  const audioSamples = Math.min(out.size >> 2, samples);
+  if (audioSamples > 0) await out.readInto([new Uint8Array(audio.buffer, 0, audioSamples * 4)], 0);
+  return { audio, audioSamples };
 }
 
 async function runDecode(
@@ -251,24 +355,18 @@ async function runDecode(
   call: DecodeCall,
   geometry: FilterGeometry | undefined,
 ): Promise<RawDecode> {
-  const run = async (withAudio: boolean): Promise<RawDecode> => {
-    const out = await runMediaToolOutputs(
+  const run = (withAudio: boolean): Promise<RawDecode> =>
+    runMediaToolCaptured(
       "ffmpeg",
       ffmpegDecodeArgs(file, start, opts, withAudio, geometry),
       1,
-      {
-        file,
-        timeoutMs: opts.timeoutMs,
-        signal: call.signal,
+      { file, timeoutMs: opts.timeoutMs, signal: call.signal, capture: call.capture },
+      async ([video, audio]) => {
+        const frames = await readPpmFrames(video, opts.frames, file);
+        if (!withAudio) return { ...frames, audio: undefined, audioSamples: 0 };
+        return { ...frames, ...(await readAudio(audio, clipSamples(opts))) };
       },
     );
-    const audioBytes = out.pipes[0];
-    // Copy into an aligned buffer: Buffer pools give arbitrary byte offsets, Float32Array needs multiples of 4.
-    const audio = withAudio
-      ? new Float32Array(new Uint8Array(audioBytes).buffer, 0, audioBytes.length >> 2)
-      : undefined;
-    return { ppm: parsePpmStream(out.stdout, file), audio };
-  };
   try {
     return await run(true);
   } catch (err) {
@@ -277,32 +375,34 @@ async function runDecode(
   }
 }
 
-/** Fills `frames` by looping the decoded ones and audio with the same period (see the file comment). */
+/** Completes the clip in place: loops the decoded frames and audio with the same period (see the file comment). */
 function assembleClip(
   ref: ClipRef,
   raw: RawDecode,
   opts: DecodeOptions,
   start: number,
 ): Omit<DecodedClip, "ref"> & { ref: ClipRef } {
-  const { frames: got, width, height } = raw.ppm;
+  const { frames, got, width, height } = raw;
   const frameBytes = width * height * 3;
-  const frames = new Uint8Array(opts.frames * frameBytes);
-  for (let i = 0; i < opts.frames; i++) frames.set(got[i % got.length], i * frameBytes);
+  for (let i = got; i < opts.frames; i++) {
+    const from = (i % got) * frameBytes;
+    frames.copyWithin(i * frameBytes, from, from + frameBytes);
+  }
   const samples = clipSamples(opts);
-  const audio = new Float32Array(samples);
+  const audio = raw.audio ?? new Float32Array(samples);
   if (raw.audio) {
-    const src = raw.audio;
     // Period of the looped picture in samples; the whole clip when nothing was looped.
     const period =
-      got.length < opts.frames
-        ? Math.round((got.length * opts.sampleRate) / effectiveFrameRate(opts))
-        : samples;
-    const n = Math.min(src.length, period);
-    for (let j = 0; j < samples; j++) {
-      const k = j % period;
-      const v = k < n ? src[k] : 0;
-      audio[j] = v > 1 ? 1 : v < -1 ? -1 : v;
+      got < opts.frames ? Math.round((got * opts.sampleRate) / effectiveFrameRate(opts)) : samples;
+    const n = Math.min(raw.audioSamples, period);
+    for (let j = 0; j < n; j++) {
+      const v = audio[j];
+      audio[j] = v > 1 ? 1 : Math.max(v, -1);
     }
+    if (period > 0) {
+      audio.fill(0, n, Math.min(period, samples));
+      for (let j = period; j < samples; j += period) audio.copyWithin(j, 0, Math.min(period, samples - j));
+    } else audio.fill(0);
   }
   return {
     ref: { ...ref, start, end: start + clipSeconds(opts) },
@@ -313,8 +413,36 @@ function assembleClip(
     audio,
     sampleRate: opts.sampleRate,
     audioMask: raw.audio ? 1 : 0,
-    paddedFrames: Math.max(0, opts.frames - got.length),
+    paddedFrames: Math.max(0, opts.frames - got),
   };
+}
+
+/** Probe results by path, checked against the file's size and mtime; the oldest entries go past `PROBE_CACHE_SIZE`. */
+const probeCache = new Map<string, { stamp: string; info: MediaInfo }>();
+const PROBE_CACHE_SIZE = 4096;
+
+/** `probe`, remembered per file while its size and modification time stay the same (a stat instead of ffprobe). */
+export async function probeCached(
+  file: string,
+  opts: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<MediaInfo> {
+  let stamp: string;
+  try {
+    const st = await stat(file);
+    stamp = `${st.size}:${st.mtimeMs}:${st.ino}`;
+  } catch {
+    return probe(file, opts); // its own error names the file and the reason
+  }
+  const known = probeCache.get(file);
+  if (known && known.stamp === stamp) {
+    probeCache.delete(file); // most recently used goes last
+    probeCache.set(file, known);
+    return known.info;
+  }
+  const info = await probe(file, opts);
+  probeCache.set(file, { stamp, info });
+  if (probeCache.size > PROBE_CACHE_SIZE) probeCache.delete(probeCache.keys().next().value as string);
+  return info;
 }
 
 /**
@@ -332,8 +460,8 @@ export async function decodeClip(
   let duration = ref.duration;
   let geometry: FilterGeometry | undefined;
   if (call.geometry) {
-    // The filter-graph crop needs the frame size before decoding.
-    const info = await probe(ref.path, { timeoutMs: opts.timeoutMs, signal: call.signal });
+    // The filter-graph crop needs the frame size before decoding: probed once per file (and change of it).
+    const info = await probeCached(ref.path, { timeoutMs: opts.timeoutMs, signal: call.signal });
     const turned = info.rotation === 90 || info.rotation === 270;
     const size = scaledSize(
       turned ? info.height : info.width,
@@ -345,17 +473,17 @@ export async function decodeClip(
   }
   let start = chooseWindowStart(ref, seconds, opts.window, windowRng(), duration);
   let raw = await runDecode(ref.path, start, opts, call, geometry);
-  if (raw.ppm.frames.length < opts.frames && start > 0) {
+  if (raw.got < opts.frames && start > 0) {
     // The window ran past the end of the file (its length was not known): move it back and decode again.
     const known =
-      duration ?? (await probe(ref.path, { timeoutMs: opts.timeoutMs, signal: call.signal })).duration;
+      duration ?? (await probeCached(ref.path, { timeoutMs: opts.timeoutMs, signal: call.signal })).duration;
     const moved = chooseWindowStart(ref, seconds, opts.window, windowRng(), known);
     if (moved < start - 1e-6) {
       start = moved;
       raw = await runDecode(ref.path, start, opts, call, geometry);
     }
   }
-  if (raw.ppm.frames.length === 0) {
+  if (raw.got === 0) {
     throw new MediaError(
       `decode of '${ref.path}' at ${start.toFixed(3)} s gave no video frames (no video stream, or the file ends ` +
         "before the window): check the file with 'vatt probe'",

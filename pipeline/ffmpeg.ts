@@ -5,8 +5,12 @@
  * Every process started here is killed when its time limit passes or its consumer cancels (AbortSignal), and is
  * always waited for, so none outlives its caller and none is left a zombie.
  */
-import { type ChildProcessByStdio, spawn } from "node:child_process";
+import { type ChildProcess, type ChildProcessByStdio, spawn } from "node:child_process";
+import { EventEmitter } from "node:events";
+import { closeSync, fstatSync, openSync, readv, statfsSync, unlinkSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 
 const require = createRequire(import.meta.url);
@@ -63,6 +67,17 @@ export interface RunOptions {
 
 type MediaProcess = ChildProcessByStdio<Writable, Readable, Readable>;
 
+/** What `superviseProcess` needs of a child: a ChildProcess, or a `RemoteChild` run by the spawner process. */
+interface SupervisedChild {
+  readonly exitCode: number | null;
+  readonly signalCode: NodeJS.Signals | null;
+  readonly stdin: Writable | null;
+  readonly stderr: { on(event: "data", listener: (chunk: Buffer) => void): unknown };
+  kill(signal: NodeJS.Signals): boolean;
+  on(event: "error", listener: (err: NodeJS.ErrnoException) => void): unknown;
+  on(event: "close", listener: (code: number | null, signal: NodeJS.Signals | null) => void): unknown;
+}
+
 /** Keeps the last `limit` bytes of stderr: enough for ffmpeg's own error, bounded for chatty runs. */
 class StderrTail {
   private text = "";
@@ -100,7 +115,7 @@ function spawnTool(tool: MediaTool, args: readonly string[], extraPipes = 0): Me
  */
 function superviseProcess(
   tool: MediaTool,
-  child: MediaProcess,
+  child: SupervisedChild,
   opts: RunOptions,
   onSettle: (err: MediaError | undefined, code: number | null) => void,
 ): { stderr: StderrTail } {
@@ -155,10 +170,14 @@ function superviseProcess(
     settle(new MediaError(`${describe(tool, opts.file)}: ${why}`, opts.file, classify(tail), tail), code);
   });
   // EPIPE on stdin when the tool exits early is expected; the exit status tells the real story.
-  child.stdin.on("error", () => {});
-  if (opts.stdin instanceof Uint8Array) child.stdin.end(opts.stdin);
+  const stdin = child.stdin;
+  stdin?.on("error", () => {});
+  if (!stdin) {
+    if (opts.stdin)
+      kill(new MediaError(`${describe(tool, opts.file)}: no stdin to write to`, opts.file, "failed"));
+  } else if (opts.stdin instanceof Uint8Array) stdin.end(opts.stdin);
   else if (opts.stdin) {
-    feedStdin(child.stdin, opts.stdin).catch((err: Error) =>
+    feedStdin(stdin, opts.stdin).catch((err: Error) =>
       kill(
         new MediaError(`${describe(tool, opts.file)}: its input failed: ${err.message}`, opts.file, "failed"),
       ),
@@ -288,4 +307,345 @@ export function runMediaToolOutputs(
         : resolve({ stdout: Buffer.concat(stdoutChunks), pipes: pipeChunks.map((c) => Buffer.concat(c)) }),
     );
   });
+}
+
+/**
+ * One output of a finished run, wherever it was kept: `size` bytes that `readInto` copies out, like preadv, so a
+ * caller can scatter them straight into the buffers it hands on (e.g. frame after frame, skipping headers).
+ */
+export interface CapturedOutput {
+  readonly size: number;
+  /** Fills `buffers` in order with the bytes from `position` on; returns how many it copied (short only at the end). */
+  readInto(buffers: readonly Uint8Array[], position: number): Promise<number>;
+}
+
+export interface CaptureOptions extends RunOptions {
+  /**
+   * Where the outputs go. "file" (default where it works): each output fd is an already-unlinked temp file (tmpfs
+   * when there is room), read once after the run: no pipe traffic, no chunk buffers, no concatenation. "pipe": the
+   * outputs are drained from pipes into memory (the fallback, e.g. where an open file cannot be unlinked).
+   */
+  capture?: "file" | "pipe";
+}
+
+/** The folder capture files are made in: /dev/shm when it has room (memory, no disk), else the temp dir. */
+let captureFolder: string | undefined;
+/** Set when an open capture file could not be unlinked (Windows): this process then captures through pipes. */
+let fileCaptureBroken = false;
+let captureCounter = 0;
+
+/** tmpfs with less room than this (e.g. Docker's 64 MiB /dev/shm) is passed over for the temp dir. */
+const MIN_SHM_BYTES = 1 << 30;
+
+function captureDir(): string {
+  if (captureFolder === undefined) {
+    captureFolder = tmpdir();
+    if (process.platform === "linux") {
+      try {
+        const fs = statfsSync("/dev/shm");
+        if (fs.bavail * fs.bsize >= MIN_SHM_BYTES) captureFolder = "/dev/shm";
+      } catch {
+        // No /dev/shm: the temp dir it is.
+      }
+    }
+  }
+  return captureFolder;
+}
+
+/** An open, already-unlinked temp file (nothing to clean up but the fd), or undefined where that cannot be done. */
+function openCaptureFile(): number | undefined {
+  const path = join(captureDir(), `vatt-capture-${process.pid}-${++captureCounter}`);
+  const fd = openSync(path, "wx+", 0o600);
+  try {
+    unlinkSync(path);
+    return fd;
+  } catch {
+    closeSync(fd);
+    fileCaptureBroken = true;
+    try {
+      unlinkSync(path);
+    } catch {
+      // Removed when the process holding it lets go; nothing more to do here.
+    }
+    return undefined;
+  }
+}
+
+/** Wraps readv so that it keeps going across short reads and the kernel's cap on buffers per call. */
+function fileOutput(fd: number, size: number): CapturedOutput {
+  const readOnce = (bufs: Uint8Array[], position: number): Promise<number> =>
+    new Promise((resolve, reject) =>
+      readv(fd, bufs, position, (err, bytes) => (err ? reject(err) : resolve(bytes))),
+    );
+  return {
+    size,
+    async readInto(buffers, position) {
+      let pending = buffers.filter((b) => b.length > 0);
+      let done = 0;
+      while (pending.length > 0 && position + done < size) {
+        const got = await readOnce(pending.slice(0, 512), position + done);
+        if (got === 0) break;
+        done += got;
+        // Drop the buffers this read filled; a part-filled one continues from where it stopped.
+        let skip = got;
+        let i = 0;
+        while (i < pending.length && skip >= pending[i].length) skip -= pending[i++].length;
+        pending = pending.slice(i);
+        if (skip > 0) pending[0] = pending[0].subarray(skip);
+      }
+      return done;
+    },
+  };
+}
+
+function memoryOutput(data: Buffer): CapturedOutput {
+  return {
+    size: data.length,
+    async readInto(buffers, position) {
+      let at = position;
+      for (const b of buffers) {
+        if (at >= data.length) break;
+        const n = Math.min(b.length, data.length - at);
+        b.set(data.subarray(at, at + n));
+        at += n;
+      }
+      return at - position;
+    },
+  };
+}
+
+/**
+ * The spawner: a small Node process that starts capture runs' processes on our behalf. Starting a process from a
+ * big one is not free on Linux: the fork copies the parent's page tables and write-protects its memory, so each spawn
+ * costs the parent's main thread time that grows with its RSS, and its memory then takes copy-on-write faults.
+ * Measured here (Node 20, 2 cores): ~0.7 ms per spawn at 50 MB RSS, ~11 ms at 550 MB (a training run's size),
+ * ~32 ms at 1.5 GB; through the spawner (~40 MB) it stays under 0.5 ms whatever our size. It opens our capture
+ * files through /proc/PID/fd, so it is used on Linux only; elsewhere, or if it cannot work, runs spawn directly.
+ */
+const SPAWNER_SOURCE = `"use strict";
+const { spawn } = require("node:child_process");
+const { closeSync, constants, openSync } = require("node:fs");
+const kids = new Map();
+const send = (m) => { if (process.connected) process.send(m); };
+process.on("message", (m) => {
+  if (m.kill !== undefined) { const k = kids.get(m.kill); if (k) k.kill(m.signal); return; }
+  const fds = [];
+  try {
+    for (const p of m.outs) fds.push(openSync(p, constants.O_WRONLY));
+  } catch (e) {
+    for (const fd of fds) closeSync(fd);
+    send({ id: m.id, openFailed: String(e && e.message) });
+    return;
+  }
+  let child;
+  try {
+    child = spawn(m.bin, m.args, { cwd: m.cwd, stdio: ["ignore", fds[0], "pipe", ...fds.slice(1)], windowsHide: true });
+  } catch (e) {
+    send({ id: m.id, error: String(e && e.message), code: e && e.code });
+    return;
+  } finally {
+    for (const fd of fds) closeSync(fd);
+  }
+  kids.set(m.id, child);
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (text) => send({ id: m.id, stderr: text }));
+  child.on("error", (e) => { kids.delete(m.id); send({ id: m.id, error: e.message, code: e.code }); });
+  child.on("close", (code, signal) => { kids.delete(m.id); send({ id: m.id, close: true, code, signal }); });
+});
+process.on("disconnect", () => { for (const k of kids.values()) k.kill("SIGKILL"); process.exit(0); });
+`;
+
+interface SpawnerMessage {
+  id: number;
+  stderr?: string;
+  error?: string;
+  code?: string | number | null;
+  signal?: NodeJS.Signals | null;
+  close?: boolean;
+  openFailed?: string;
+}
+
+/** A process the spawner runs for us, with the ChildProcess surface `superviseProcess` uses. */
+class RemoteChild extends EventEmitter implements SupervisedChild {
+  exitCode: number | null = null;
+  signalCode: NodeJS.Signals | null = null;
+  readonly stdin = null;
+  readonly stderr = new EventEmitter();
+  constructor(
+    private readonly spawner: Spawner,
+    readonly id: number,
+  ) {
+    super();
+  }
+  kill(signal: NodeJS.Signals): boolean {
+    if (this.exitCode !== null || this.signalCode !== null) return false;
+    this.spawner.kill(this.id, signal);
+    return true;
+  }
+  settle(message: SpawnerMessage): void {
+    if (message.stderr !== undefined) this.stderr.emit("data", Buffer.from(message.stderr, "utf8"));
+    else if (message.close) {
+      this.exitCode = message.code === null || message.code === undefined ? null : Number(message.code);
+      this.signalCode = message.signal ?? null;
+      this.emit("close", this.exitCode, this.signalCode);
+    } else if (message.error !== undefined || message.openFailed !== undefined) {
+      const err: NodeJS.ErrnoException = new Error(message.error ?? message.openFailed);
+      if (typeof message.code === "string") err.code = message.code;
+      this.emit("error", err);
+    }
+  }
+}
+
+class Spawner {
+  private readonly proc: ChildProcess;
+  private readonly running = new Map<number, RemoteChild>();
+  private nextId = 0;
+  /** Set when the spawner cannot do its job here (e.g. /proc/PID/fd cannot be opened): spawn directly from now on. */
+  static broken = false;
+  private static current: Spawner | undefined;
+
+  static get(): Spawner | undefined {
+    if (Spawner.broken || process.platform !== "linux") return undefined;
+    if (!Spawner.current) {
+      try {
+        Spawner.current = new Spawner();
+      } catch {
+        Spawner.broken = true;
+      }
+    }
+    return Spawner.current;
+  }
+
+  private constructor() {
+    // Without our NODE_OPTIONS: an --inspect or --cpu-prof meant for us is not for it.
+    const { NODE_OPTIONS: _, ...env } = process.env;
+    this.proc = spawn(process.execPath, ["-e", SPAWNER_SOURCE], {
+      stdio: ["ignore", "ignore", "inherit", "ipc"],
+      windowsHide: true,
+      env,
+    });
+    this.proc.on("message", (m: SpawnerMessage) => {
+      if (m.openFailed !== undefined) Spawner.broken = true;
+      const child = this.running.get(m.id);
+      if (!child) return;
+      if (m.close || m.error !== undefined || m.openFailed !== undefined) this.forget(m.id);
+      child.settle(m);
+    });
+    this.proc.on("error", () => {
+      Spawner.broken = true;
+    });
+    this.proc.on("exit", () => {
+      if (Spawner.current === this) Spawner.current = undefined;
+      // Whatever it ran was killed with it (it kills its children when it loses us).
+      for (const [id, child] of this.running) {
+        this.forget(id);
+        child.settle({ id, close: true, code: null, signal: "SIGKILL" });
+      }
+    });
+    this.idle();
+  }
+
+  /** Starts `bin args` with stdout and fd 3, 4, ... writing into our open files `fds`. */
+  start(bin: string, args: readonly string[], fds: readonly number[]): RemoteChild {
+    const id = ++this.nextId;
+    const child = new RemoteChild(this, id);
+    this.running.set(id, child);
+    if (this.running.size === 1) {
+      // Keep our event loop alive while a run is out: its answer comes over the channel.
+      this.proc.ref();
+      this.proc.channel?.ref();
+    }
+    const outs = fds.map((fd) => `/proc/${process.pid}/fd/${fd}`);
+    this.send({ id, bin, args, cwd: process.cwd(), outs }, id);
+    return child;
+  }
+
+  kill(id: number, signal: NodeJS.Signals): void {
+    this.send({ kill: id, signal }, undefined);
+  }
+
+  private send(message: object, id: number | undefined): void {
+    const failed = () => {
+      const child = id === undefined ? undefined : this.running.get(id);
+      if (id === undefined || !child) return;
+      this.forget(id);
+      child.settle({ id, error: "the spawner process is gone", code: "ESPAWNER" });
+    };
+    try {
+      if (!this.proc.connected) {
+        failed();
+        return;
+      }
+      this.proc.send(message, (err) => {
+        if (err) failed();
+      });
+    } catch {
+      failed();
+    }
+  }
+
+  private forget(id: number): void {
+    this.running.delete(id);
+    if (this.running.size === 0) this.idle();
+  }
+
+  /** With nothing running, the spawner must not keep us alive; it exits when we do. */
+  private idle(): void {
+    this.proc.unref();
+    this.proc.channel?.unref();
+  }
+}
+
+/**
+ * Runs ffmpeg with stdout and `extraPipes` more outputs (fd 3, 4, ...) captured whole, then hands them to `use`
+ * (outputs[0] = stdout, outputs[1] = fd 3, ...) and returns what it returns. The captures are released when `use`
+ * settles, so `use` must copy out what it keeps. Same time limit, cancellation and errors as `runMediaTool`; a run
+ * whose temp files ran out of room is run again through pipes. On Linux the process is started by the spawner (see
+ * above), so a large caller pays nothing for the fork.
+ */
+export async function runMediaToolCaptured<T>(
+  tool: MediaTool,
+  args: readonly string[],
+  extraPipes: number,
+  opts: CaptureOptions,
+  use: (outputs: CapturedOutput[]) => Promise<T>,
+): Promise<T> {
+  if ((opts.capture ?? "file") === "pipe" || fileCaptureBroken) {
+    const out = await runMediaToolOutputs(tool, args, extraPipes, opts);
+    return use([out.stdout, ...out.pipes].map(memoryOutput));
+  }
+  const fds: number[] = [];
+  try {
+    for (let i = 0; i <= extraPipes; i++) {
+      const fd = openCaptureFile();
+      if (fd === undefined)
+        return await runMediaToolCaptured(tool, args, extraPipes, { ...opts, capture: "pipe" }, use);
+      fds.push(fd);
+    }
+    const spawner = Spawner.get();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const child: SupervisedChild = spawner
+          ? spawner.start(mediaToolPath(tool), args, fds)
+          : (spawn(mediaToolPath(tool), args, {
+              stdio: ["pipe", fds[0], "pipe", ...fds.slice(1)],
+              windowsHide: true,
+            }) as ChildProcess as SupervisedChild);
+        superviseProcess(tool, child, opts, (err) => (err ? reject(err) : resolve()));
+      });
+    } catch (err) {
+      if (spawner && Spawner.broken && err instanceof MediaError && err.kind === "spawn") {
+        // The spawner cannot open our files here: this run (and all later ones) spawn directly.
+        for (const fd of fds.splice(0)) closeSync(fd);
+        return await runMediaToolCaptured(tool, args, extraPipes, opts, use);
+      }
+      if (err instanceof MediaError && /No space left on device/i.test(err.stderr)) {
+        return await runMediaToolCaptured(tool, args, extraPipes, { ...opts, capture: "pipe" }, use);
+      }
+      throw err;
+    }
+    return await use(fds.map((fd) => fileOutput(fd, fstatSync(fd).size)));
+  } finally {
+    for (const fd of fds) closeSync(fd);
+  }
 }

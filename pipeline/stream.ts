@@ -71,7 +71,9 @@ export function augmentClips(augment: Partial<AugmentOptions>): PullOperator<Dec
 
 /**
  * ClipRef -> Example with crop, resize and flip done in ffmpeg's filter graph (colour still in typed arrays). Same
- * draws as the typed-array path; costs one ffprobe per clip to learn the frame size. See bench/pipeline.ts.
+ * draws as the typed-array path; costs one ffprobe per file (cached) to learn the frame size. ffmpeg's swscale
+ * resampling is not the typed arrays' tf.image.resize bilinear, so the pixels differ from the default path's.
+ * See bench/pipeline.ts.
  */
 export function decodeAugmentInFfmpeg(
   decode: Partial<DecodeOptions>,

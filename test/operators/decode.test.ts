@@ -140,6 +140,18 @@ describe("decodeClip on real media", () => {
     assert.ok(Math.abs(clip.ref.start - 0.8) < 0.05, `start ${clip.ref.start}`);
   });
 
+  it("temp-file and pipe capture give the same clips, looped and silent ones included", async () => {
+    for (const [file, start, end] of [
+      [files.short, 0, 2],
+      [files.silent, 0, 100],
+      [files.odd, 0, 100],
+    ] as const) {
+      const viaFile = await decodeClip(ref(file, start, end), small, { capture: "file" });
+      const viaPipe = await decodeClip(ref(file, start, end), small, { capture: "pipe" });
+      assert.deepStrictEqual(viaFile, viaPipe);
+    }
+  });
+
   it("corrupt, truncated and missing files fail with a MediaError naming the file", async () => {
     const garbage = await makeGarbage(`${dir}/garbage.mp4`);
     const truncated = await truncateMedia(files.basic, `${dir}/truncated.mp4`, 0.3);

@@ -38,13 +38,24 @@ async function collect(it: AsyncIterable<Example>): Promise<Example[]> {
   return out;
 }
 
+/** Our child processes and theirs: decodes run under the spawner process on Linux (pipeline/ffmpeg.ts). */
+async function descendants(): Promise<{ pid: number; name: string; state: string }[]> {
+  const found = [];
+  for (let level = await childProcesses(); level.length > 0; ) {
+    found.push(...level);
+    level = (await Promise.all(level.map((c) => childProcesses(c.pid)))).flat();
+  }
+  return found;
+}
+
 async function noFfmpegChildren(): Promise<string[]> {
+  const isDecoder = (c: { name: string }) => c.name.includes("ffmpeg") || c.name === "sleep";
   for (let i = 0; i < 40; i++) {
-    const left = (await childProcesses()).filter((c) => c.name.includes("ffmpeg") || c.name === "sleep");
+    const left = (await descendants()).filter(isDecoder);
     if (left.length === 0) return [];
     await sleep(50);
   }
-  return (await childProcesses()).map((c) => `${c.pid} ${c.name} ${c.state}`);
+  return (await descendants()).filter(isDecoder).map((c) => `${c.pid} ${c.name} ${c.state}`);
 }
 
 describe("pretraining stream on real media", () => {
@@ -132,7 +143,7 @@ describe("pretraining stream on real media", () => {
       buffer: 0,
     })) {
       got += 1;
-      const running = (await childProcesses()).filter((c) => c.name.includes("ffmpeg"));
+      const running = (await descendants()).filter((c) => c.name.includes("ffmpeg"));
       assert.ok(running.length >= 1, "expected hanging decodes in flight");
       break;
     }
