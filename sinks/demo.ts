@@ -46,13 +46,13 @@ export function demoDefaults(dataDir: string): Record<string, unknown> {
     },
     augment: { minArea: 0.3 },
     train: {
-      steps: 800,
+      steps: 1500,
       batchSize: 16,
       learningRate: 2e-3,
       finalLearningRate: 1e-4,
       warmupSteps: 40,
-      checkpointEvery: 200,
-      evalEvery: 400,
+      checkpointEvery: 250,
+      evalEvery: 500,
     },
     eval: { maxVideos: 80 },
   };
