@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseCaptionEntry } from "../datasets/howto100m.js";
 import { scanJsonObject } from "../datasets/json-scan.js";
+import { round } from "./round.js";
 
 const WORDS = [
   "pour",
@@ -129,9 +130,4 @@ export async function benchCaptions(opts: {
   } finally {
     await rm(path, { force: true });
   }
-}
-
-function round(x: number, digits = 2): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
 }

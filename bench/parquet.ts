@@ -23,17 +23,13 @@ import { orderedRefs } from "../pipeline/order.js";
 import { prepareShards } from "../pipeline/prepare.js";
 import { SkipLog } from "../pipeline/skips.js";
 import { pretrainingExamples } from "../pipeline/stream.js";
+import { round } from "./round.js";
 
 const WORKERS = 2;
 const SOURCES = 4;
 const SOURCE_SECONDS = 20;
 const CLIPS_PER_VIDEO = 12;
 const CLIP_SECONDS = 3.2;
-
-function round(x: number, digits = 3): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
 
 const mb = (bytes: number) => round(bytes / 2 ** 20, 1);
 

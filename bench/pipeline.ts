@@ -29,6 +29,7 @@ import { runMediaTool } from "../pipeline/ffmpeg.js";
 import { randomFor } from "../pipeline/random.js";
 import type { ClipRef, DecodedClip } from "../pipeline/records.js";
 import { pretrainingExamples } from "../pipeline/stream.js";
+import { round } from "./round.js";
 
 const WORKERS = 2;
 const SOURCES = 6;
@@ -164,11 +165,6 @@ async function timed(
     clipsPerSecond: round(clips / seconds),
     nodeCpuMsPerClip: round((used.user + used.system) / 1000 / Math.max(1, clips), 2),
   };
-}
-
-function round(x: number, digits = 3): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
 }
 
 /**
