@@ -27,6 +27,8 @@ export interface PrepareSettings {
   jpegQuality: number;
   audio: "int16";
   rowGroupBytes: number;
+  /** HowTo100M videos are stored in rows of at most this many seconds (0: whole videos). */
+  maxRowSeconds: number;
   /** SHA-256 and size of the vocabulary used for token_ids, or null when none was given. */
   vocab: { sha256: string; size: number } | null;
 }

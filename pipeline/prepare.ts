@@ -59,6 +59,11 @@ export interface PrepareOptions {
   concurrency?: number;
   /** Vocabulary file (`vatt vocab`): captions get their 16 token ids; without it token_ids is null. */
   vocab?: string;
+  /**
+   * Longest stretch of one HowTo100M video stored in one row, in seconds (default 120; 0: whole videos). Long videos
+   * become several rows, so a row's memory stays bounded (a 5-minute video at 256p is ~75 MB of JPEG frames).
+   */
+  maxRowSeconds?: number;
   /** AudioSet segments CSV (default `<dataset>/balanced_train_segments.csv`). */
   segments?: string;
   /** Per-span ffmpeg time limit base (default 60 s, plus 1 s per second of span). */
@@ -139,18 +144,31 @@ function storedPath(path: string, root: string): string {
   return rel.startsWith("..") || isAbsolute(rel) ? path : rel;
 }
 
-/** A dataset ref -> the span to decode: the whole file for HowTo100M / AudioSet, the row's window for manifests. */
-function spanOfRef(ref: ClipRef, kind: PrepareKind, root: string): SpanItem {
-  const whole = kind !== "manifest";
-  return {
+/**
+ * A dataset ref -> the spans to decode: the whole file for AudioSet, the row's window for manifests, and for
+ * HowTo100M the whole video cut into stretches of `maxRowSeconds` (the last one runs to the end of the file). The
+ * stretches follow the captions' extent, so no probe is needed to list them; a video that fits in one stretch is
+ * stored whole, exactly as without the limit.
+ */
+function spansOfRef(ref: ClipRef, kind: PrepareKind, root: string, maxRowSeconds: number): SpanItem[] {
+  const item = {
     source: ref.source,
     id: ref.id,
     path: ref.path,
     storedPath: storedPath(ref.path, root),
-    ...(whole ? {} : { start: ref.start, end: ref.end }),
     captions: ref.captions,
     labels: ref.labels,
   };
+  if (kind === "manifest") return [{ ...item, start: ref.start, end: ref.end }];
+  const spoken = ref.captions.reduce((last, c) => Math.max(last, c.end), 0);
+  const pieces = kind === "howto100m" && maxRowSeconds > 0 ? Math.ceil(spoken / maxRowSeconds) : 1;
+  if (pieces <= 1) return [item];
+  return Array.from({ length: pieces }, (_, k) => {
+    const start = k * maxRowSeconds;
+    const end = k < pieces - 1 ? start + maxRowSeconds : undefined;
+    const captions = ref.captions.filter((c) => c.end > start && (end === undefined || c.start < end));
+    return { ...item, start, ...(end !== undefined ? { end } : {}), captions };
+  });
 }
 
 async function* spansOfShard(
@@ -159,10 +177,12 @@ async function* spansOfShard(
   root: string,
   shard: number,
   count: number,
+  maxRowSeconds: number,
 ) {
   for await (const ref of source.refs(0)) {
-    const item = spanOfRef(ref, kind, root);
-    if (shardOfSpan(item, count) === shard) yield item;
+    for (const item of spansOfRef(ref, kind, root, maxRowSeconds)) {
+      if (shardOfSpan(item, count) === shard) yield item;
+    }
   }
 }
 
@@ -186,6 +206,9 @@ function checkOptions(o: PrepareOptions): void {
     throw new RangeError(
       `--shard must be an integer in [0, ${o.numShards - 1}] (--num-shards ${o.numShards}), got ${o.shard}`,
     );
+  }
+  if (o.maxRowSeconds !== undefined && !(o.maxRowSeconds >= 0)) {
+    throw new RangeError(`--max-row-seconds must be >= 0 (0: whole videos), got ${o.maxRowSeconds}`);
   }
   if (o.jpegQuality !== undefined && !(o.jpegQuality >= 1 && o.jpegQuality <= 100)) {
     throw new RangeError(`--jpeg-quality must be in [1, 100], got ${o.jpegQuality}`);
@@ -275,6 +298,7 @@ export async function prepareShards(opts: PrepareOptions): Promise<PrepareResult
     jpegQuality: opts.jpegQuality ?? 90,
     audio: "int16",
     rowGroupBytes: opts.rowGroupBytes ?? DEFAULT_ROW_GROUP_BYTES,
+    maxRowSeconds: opts.kind === "howto100m" ? (opts.maxRowSeconds ?? 120) : 0,
     vocab: vocabId,
   };
   const decode: Partial<SpanDecodeOptions> = {
@@ -303,7 +327,7 @@ export async function prepareShards(opts: PrepareOptions): Promise<PrepareResult
     const listingSkips = listingReported ? new SkipLog(0) : skips;
     listingReported = true;
     const { source, root } = await datasetSource(opts, listingSkips);
-    const items = spansOfShard(source, opts.kind, root, index, opts.numShards);
+    const items = spansOfShard(source, opts.kind, root, index, opts.numShards, settings.maxRowSeconds);
     const receipt = await writeShard(index, items, opts, settings, decode, skips);
     result.shards.push(receipt);
     result.written.push(index);

@@ -51,6 +51,47 @@ describe("pipeline/prepare", () => {
   });
   after(() => removeDir(root));
 
+  it("stores long videos as several rows of at most --max-row-seconds, covering the whole video once", async () => {
+    const out = join(root, "stretches");
+    await prepareShards({
+      dataset: howto,
+      kind: "howto100m",
+      out,
+      numShards: 1,
+      ...SETTINGS,
+      maxRowSeconds: 4,
+    });
+    const manifest = await readShardManifest(out);
+    assert.equal(manifest.settings.maxRowSeconds, 4);
+    assert.ok(manifest.rows > 6, `${manifest.rows} rows for 6 videos of 6-10 s`);
+    const db = await (await DuckDBInstance.create(":memory:")).connect();
+    const rows = await db.runAndReadAll(
+      `select id, span_start, span_end, duration, num_frames, len(captions) from read_parquet('${join(out, "*.parquet")}') order by id, span_start`,
+    );
+    const byVideo = new Map<string, number[][]>();
+    for (const [id, start, end, duration, frames] of rows.getRows()) {
+      const spans = byVideo.get(String(id)) ?? [];
+      spans.push([Number(start), Number(end), Number(duration), Number(frames)]);
+      byVideo.set(String(id), spans);
+    }
+    assert.equal(byVideo.size, 6);
+    for (const [id, spans] of byVideo) {
+      assert.equal(spans[0][0], 0, `${id} starts at 0`);
+      for (let k = 1; k < spans.length; k++)
+        assert.equal(spans[k][0], spans[k - 1][1], `${id}: stretches are contiguous`);
+      assert.ok(
+        Math.abs(spans.at(-1)![1] - spans[0][2]) < 0.2,
+        `${id}: the last stretch runs to the end of the file`,
+      );
+      for (const [start, end, , frames] of spans.slice(0, -1)) {
+        assert.ok(
+          end - start <= 4 + 1e-9 && Math.abs(frames - (end - start) * 10) <= 1,
+          `${id}: ${start}-${end}, ${frames} frames`,
+        );
+      }
+    }
+  });
+
   it("writes shards DuckDB opens: row counts, column types, frames that decode to the stored size", async () => {
     const out = join(root, "plain");
     const result = await prepareShards({ dataset: howto, kind: "howto100m", out, numShards: 2, ...SETTINGS });

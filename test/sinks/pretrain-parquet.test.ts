@@ -28,6 +28,7 @@ before(async () => {
   });
   const { vocab } = await captionVocabulary(join(data, "caption.json"), 1000, new SkipLog());
   await writeVocabulary(vocab, join(dir, "vocab.txt"));
+  // Rows of at most 4 s: each 6-8 s video becomes two rows, so clips are also cut from stretches that start mid-video.
   await prepareShards({
     dataset: data,
     kind: "howto100m",
@@ -35,6 +36,7 @@ before(async () => {
     numShards: 1,
     shortSide: 64,
     vocab: join(dir, "vocab.txt"),
+    maxRowSeconds: 4,
   });
 });
 after(async () => {
