@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseCaptionEntry } from "../datasets/howto100m.js";
 import { scanJsonObject } from "../datasets/json-scan.js";
-import { round } from "./round.js";
+import { round } from "./measure.js";
 
 const WORDS = [
   "pour",

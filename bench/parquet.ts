@@ -12,7 +12,7 @@
  *    640x360 video stored at short side 720, JPEG q100 (~0.8 MB a frame), in 5 s manifest rows.
  */
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,7 +23,7 @@ import { orderedRefs } from "../pipeline/order.js";
 import { prepareShards } from "../pipeline/prepare.js";
 import { SkipLog } from "../pipeline/skips.js";
 import { pretrainingExamples } from "../pipeline/stream.js";
-import { round } from "./round.js";
+import { processTreeCpuSeconds, round } from "./measure.js";
 
 const WORKERS = 2;
 const SOURCES = 4;
@@ -60,25 +60,14 @@ async function writeManifest(dir: string, files: string[], seconds: number, rowS
   return path;
 }
 
-/**
- * CPU seconds used so far by this process and its waited-for children (ffmpeg), from /proc/self/stat (Linux):
- * a cost that other load on the machine does not distort, unlike wall time.
- */
-async function cpuSeconds(): Promise<number> {
-  const stat = await readFile("/proc/self/stat", "utf8").catch(() => "");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // utime, stime, cutime, cstime are fields 14-17 (1-based), i.e. 11-14 after the ")"; clock ticks of 1/100 s.
-  return fields.length > 14 ? fields.slice(11, 15).reduce((a, b) => a + Number(b), 0) / 100 : Number.NaN;
-}
-
 async function timed(
   run: () => Promise<number>,
 ): Promise<{ items: number; seconds: number; perSecond: number; cpuSecondsPerItem: number }> {
   const started = process.hrtime.bigint();
-  const cpu0 = await cpuSeconds();
+  const cpu0 = await processTreeCpuSeconds();
   const items = await run();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const cpu = (await cpuSeconds()) - cpu0;
+  const cpu = (await processTreeCpuSeconds()) - cpu0;
   return {
     items,
     seconds: round(seconds),

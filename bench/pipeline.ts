@@ -29,7 +29,7 @@ import { runMediaTool } from "../pipeline/ffmpeg.js";
 import { randomFor } from "../pipeline/random.js";
 import type { ClipRef, DecodedClip } from "../pipeline/records.js";
 import { pretrainingExamples } from "../pipeline/stream.js";
-import { round } from "./round.js";
+import { round } from "./measure.js";
 
 const WORKERS = 2;
 const SOURCES = 6;
