@@ -46,30 +46,12 @@ const zigF = new Float64Array(128);
   }
 }
 
-/** sfc32 (the generator pipeline/random.ts uses), held locally so the hot loop inlines it. */
+/** Standard normal draws by the ziggurat method, from the 32-bit words of a seeded generator. */
 class NormalStream {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
-
-  constructor(rng: Random) {
-    const word = () => Math.floor(rng.next() * 4294967296) | 0;
-    this.a = word();
-    this.b = word();
-    this.c = word();
-    this.d = word();
-    for (let i = 0; i < 12; i++) this.int32();
-  }
+  constructor(private readonly rng: Random) {}
 
   int32(): number {
-    const t = (((this.a + this.b) | 0) + this.d) | 0;
-    this.d = (this.d + 1) | 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) | 0;
-    this.c = (this.c << 21) | (this.c >>> 11);
-    this.c = (this.c + t) | 0;
-    return t;
+    return this.rng.nextUint32() | 0;
   }
 
   /** Uniform in (0, 1). */

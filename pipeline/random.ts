@@ -8,6 +8,8 @@
 
 /** A deterministic stream of numbers. */
 export interface Random {
+  /** 32 uniformly random bits as an unsigned integer (for hot loops that build their own draws). */
+  nextUint32(): number;
   /** Uniform in [0, 1). */
   next(): number;
   /** Uniform in [lo, hi). */
