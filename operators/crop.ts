@@ -13,6 +13,7 @@
  */
 import type { Random } from "../pipeline/random.js";
 import { type ColourFactors, finishColourFrame } from "./color.js";
+import { cropResizeColourNative, nativeKernelStatus } from "./crop-native.js";
 
 /** A crop rectangle in whole pixels of the frame it applies to. */
 export interface CropBox {
@@ -206,10 +207,9 @@ function lerpRow(
 /**
  * The training kernel: crop + bilinear resize + flip (as `cropResizeFrames`) fused with the colour step
  * (operators/color.ts `colourAugment`: brightness, saturation, contrast, hue, clip) and the final `* 2 - 1` when
- * `symmetric`. Two passes over each output frame: (1) resample + brightness + saturation while summing the channel
- * means contrast needs, (2) `finishColourFrame`. Without colour factors it is one pass. The resize is separable:
- * each source row the frame needs is interpolated horizontally once (a two-row cache, rows only move down), then
- * each output row is one vertical lerp of two cached rows.
+ * `symmetric`, writing T x outHeight x outWidth x 3 floats. Runs the native build (crop-native.ts, vectorised C)
+ * unless it was not built or `VATT_NATIVE=0`; `cropResizeColourScalar` below is the readable reference it is tested
+ * against and the fallback.
  */
 export function cropResizeColour(
   frames: Uint8Array,
@@ -224,6 +224,14 @@ export function cropResizeColour(
   symmetric: boolean,
   out = new Float32Array(numFrames * outHeight * outWidth * 3),
 ): Float32Array {
+  checkBox(box, width, height);
+  const kernel = useNative ? cropResizeColourNative : cropResizeColourScalar;
+  return kernel(frames, numFrames, height, width, box, outHeight, outWidth, flip, colour, symmetric, out);
+}
+
+const useNative = nativeKernelStatus.available && process.env.VATT_NATIVE !== "0";
+
+function checkBox(box: CropBox, width: number, height: number): void {
   if (
     box.x < 0 ||
     box.y < 0 ||
@@ -236,6 +244,28 @@ export function cropResizeColour(
       `crop box ${box.width}x${box.height}+${box.x}+${box.y} does not fit in a ${width}x${height} frame`,
     );
   }
+}
+
+/**
+ * The JavaScript build of `cropResizeColour` (the reference; `VATT_NATIVE=0` runs it). Two passes over each output frame: (1) resample + brightness + saturation while summing the channel
+ * means contrast needs, (2) `finishColourFrame`. Without colour factors it is one pass. The resize is separable:
+ * each source row the frame needs is interpolated horizontally once (a two-row cache, rows only move down), then
+ * each output row is one vertical lerp of two cached rows.
+ */
+export function cropResizeColourScalar(
+  frames: Uint8Array,
+  numFrames: number,
+  height: number,
+  width: number,
+  box: CropBox,
+  outHeight: number,
+  outWidth: number,
+  flip: boolean,
+  colour: ColourFactors | undefined,
+  symmetric: boolean,
+  out = new Float32Array(numFrames * outHeight * outWidth * 3),
+): Float32Array {
+  checkBox(box, width, height);
   const xs = axisTable(box.x, box.width, outWidth);
   const ys = axisTable(box.y, box.height, outHeight);
   // Flip by reading the mirrored source column: no second pass. Offsets in bytes within a row.

@@ -15,7 +15,6 @@ import { loadCheckpoint, readCheckpointInfo } from "../model/checkpoint.js";
 import { embed } from "../model/train.js";
 import { createModel, disposeModel } from "../model/vatt.js";
 import { nearestCaptions } from "../operators/captions.js";
-import { temporalWindows } from "../operators/eval-views.js";
 import { loadVocabulary, tokenize, type Vocabulary } from "../operators/tokenize.js";
 import type { PretrainConfig } from "../pipeline/config.js";
 import type { ClipRef } from "../pipeline/records.js";

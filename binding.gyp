@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "vatt_kernels",
+      "sources": ["native/binding.c", "native/crop_colour.c"],
+      "cflags": ["-O3", "-std=c11", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros"]
+    }
+  ]
+}

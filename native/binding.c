@@ -1,0 +1,83 @@
+// Node-API entry points of the native kernels (loaded by operators/crop-native.ts). Arguments are checked here so
+// that a wrong call throws a TypeError or RangeError instead of reading or writing out of bounds.
+#include <node_api.h>
+#include <stddef.h>
+
+#include "crop_colour.h"
+
+#define CHECK(call)                                                                                          \
+  if ((call) != napi_ok) {                                                                                   \
+    napi_throw_error(env, NULL, "vatt native kernel: Node-API call failed: " #call);                         \
+    return NULL;                                                                                             \
+  }
+
+static int typed_array(napi_env env, napi_value value, napi_typedarray_type want, void **data, size_t *length) {
+  bool is;
+  napi_typedarray_type type;
+  if (napi_is_typedarray(env, value, &is) != napi_ok || !is) return 0;
+  if (napi_get_typedarray_info(env, value, &type, length, data, NULL, NULL) != napi_ok) return 0;
+  return type == want;
+}
+
+// cropResizeColour(frames: Uint8Array, numFrames, height, width, boxX, boxY, boxW, boxH, outH, outW, flip,
+//                  colour: Float32Array [brightness, saturation, contrast, hue6] | null, scale, shift,
+//                  out: Float32Array): undefined
+static napi_value CropResizeColour(napi_env env, napi_callback_info info) {
+  size_t argc = 15;
+  napi_value argv[15];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 15) {
+    napi_throw_type_error(env, NULL, "cropResizeColour: expected 15 arguments");
+    return NULL;
+  }
+  void *frames, *out;
+  size_t frames_len, out_len;
+  if (!typed_array(env, argv[0], napi_uint8_array, &frames, &frames_len) ||
+      !typed_array(env, argv[14], napi_float32_array, &out, &out_len)) {
+    napi_throw_type_error(env, NULL, "cropResizeColour: frames must be a Uint8Array and out a Float32Array");
+    return NULL;
+  }
+  int n[9];
+  for (int i = 0; i < 9; i++) CHECK(napi_get_value_int32(env, argv[1 + i], &n[i]));
+  bool flip;
+  CHECK(napi_get_value_bool(env, argv[10], &flip));
+  double scale, shift;
+  CHECK(napi_get_value_double(env, argv[12], &scale));
+  CHECK(napi_get_value_double(env, argv[13], &shift));
+  struct colour_factors factors, *colour = NULL;
+  napi_valuetype kind;
+  CHECK(napi_typeof(env, argv[11], &kind));
+  if (kind != napi_null && kind != napi_undefined) {
+    void *values;
+    size_t count;
+    if (!typed_array(env, argv[11], napi_float32_array, &values, &count) || count != 4) {
+      napi_throw_type_error(env, NULL, "cropResizeColour: colour must be a Float32Array of 4 or null");
+      return NULL;
+    }
+    const float *v = values;
+    factors = (struct colour_factors){v[0], v[1], v[2], v[3]};
+    colour = &factors;
+  }
+  int num_frames = n[0], height = n[1], width = n[2], bx = n[3], by = n[4], bw = n[5], bh = n[6], oh = n[7],
+      ow = n[8];
+  if (num_frames < 0 || height < 1 || width < 1 || oh < 1 || ow < 1 || bx < 0 || by < 0 || bw < 1 || bh < 1 ||
+      bx + bw > width || by + bh > height || frames_len < (size_t)num_frames * height * width * 3 ||
+      out_len < (size_t)num_frames * oh * ow * 3) {
+    napi_throw_range_error(env, NULL, "cropResizeColour: sizes, box and buffers do not agree");
+    return NULL;
+  }
+  if (crop_resize_colour(frames, num_frames, height, width, bx, by, bw, bh, oh, ow, flip, colour, (float)scale,
+                         (float)shift, out) != 0) {
+    napi_throw_error(env, NULL, "cropResizeColour: out of memory");
+  }
+  return NULL;
+}
+
+NAPI_MODULE_INIT() {
+  napi_value fn;
+  if (napi_create_function(env, "cropResizeColour", NAPI_AUTO_LENGTH, CropResizeColour, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "cropResizeColour", fn) != napi_ok) {
+    return NULL;
+  }
+  return exports;
+}

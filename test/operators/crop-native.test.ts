@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { drawColourFactors } from "../../operators/color.js";
+import { cropResizeColourScalar } from "../../operators/crop.js";
+import { cropResizeColourNative, nativeKernelStatus } from "../../operators/crop-native.js";
+import { randomFor } from "../../pipeline/random.js";
+
+const skip = nativeKernelStatus.available ? false : `native kernels not built: ${nativeKernelStatus.reason}`;
+
+describe("cropResizeColourNative (vectorised C) against the JavaScript reference", { skip }, () => {
+  it("matches on random sizes, boxes, flips and colour factors, greys and dark pixels included", () => {
+    for (let trial = 0; trial < 60; trial++) {
+      const rng = randomFor(7, 0, trial, "native-kernel");
+      const t = 1 + rng.int(3);
+      const h = 1 + rng.int(50);
+      const w = 1 + rng.int(70);
+      const frames = new Uint8Array(t * h * w * 3).map(() => rng.int(256));
+      if (trial % 4 === 0) {
+        // grey pixels (no hue) and black ones (value 0 after a negative brightness)
+        for (let i = 0; i < frames.length; i += 3) frames.fill(i % 2 === 0 ? frames[i] : 0, i, i + 3);
+      }
+      const bw = 1 + rng.int(w);
+      const bh = 1 + rng.int(h);
+      const box = { x: rng.int(w - bw + 1), y: rng.int(h - bh + 1), width: bw, height: bh };
+      const oh = 1 + rng.int(40);
+      const ow = 1 + rng.int(40);
+      const flip = rng.next() < 0.5;
+      const colour =
+        trial % 5 === 4
+          ? undefined
+          : trial % 7 === 3
+            ? { brightness: -0.125, saturation: 1.4, contrast: 1.4, hue: 0.2 } // the ranges' extremes
+            : drawColourFactors(rng);
+      const symmetric = trial % 3 !== 0;
+      const expected = cropResizeColourScalar(frames, t, h, w, box, oh, ow, flip, colour, symmetric);
+      const got = cropResizeColourNative(
+        frames,
+        t,
+        h,
+        w,
+        box,
+        oh,
+        ow,
+        flip,
+        colour,
+        symmetric,
+        new Float32Array(expected.length),
+      );
+      for (let i = 0; i < expected.length; i++) {
+        assert.ok(
+          Math.abs(got[i] - expected[i]) < 2e-5,
+          `trial ${trial} (${w}x${h} box ${JSON.stringify(box)} -> ${ow}x${oh}) index ${i}: ${got[i]} != ${expected[i]}`,
+        );
+      }
+    }
+  });
+
+  it("refuses buffers that do not match the sizes instead of writing past them", () => {
+    const frames = new Uint8Array(2 * 4 * 4 * 3);
+    const box = { x: 0, y: 0, width: 4, height: 4 };
+    assert.throws(
+      () => cropResizeColourNative(frames, 2, 4, 4, box, 8, 8, false, undefined, true, new Float32Array(10)),
+      RangeError,
+    );
+    assert.throws(
+      () => cropResizeColourNative(frames, 3, 4, 4, box, 2, 2, false, undefined, true, new Float32Array(36)),
+      RangeError,
+    );
+    assert.throws(
+      () =>
+        cropResizeColourNative(
+          frames,
+          2,
+          4,
+          4,
+          { ...box, x: 1 },
+          2,
+          2,
+          false,
+          undefined,
+          true,
+          new Float32Array(24),
+        ),
+      RangeError,
+    );
+  });
+});
