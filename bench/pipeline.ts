@@ -23,9 +23,12 @@ import {
   type DecodeOptions,
   decodeClip,
   defaultDecodeOptions,
+  type FilterGeometry,
   ffmpegDecodeArgs,
+  scaledSize,
 } from "../operators/decode.js";
 import { runMediaTool } from "../pipeline/ffmpeg.js";
+import { probe } from "../pipeline/probe.js";
 import { randomFor } from "../pipeline/random.js";
 import type { ClipRef, DecodedClip } from "../pipeline/records.js";
 import { pretrainingExamples } from "../pipeline/stream.js";
@@ -33,7 +36,7 @@ import { round } from "./measure.js";
 
 const WORKERS = 2;
 const SOURCES = 6;
-const WINDOWS_PER_SOURCE = 3;
+const WINDOWS_PER_SOURCE = 6;
 const SOURCE_SECONDS = 12;
 
 /** Source files: the main case's 640x360 ones, or the demo's (`vatt synth` as `npm start` makes them). */
@@ -123,9 +126,16 @@ function clipRefs(files: string[], windows = WINDOWS_PER_SOURCE): ClipRef[] {
   return refs;
 }
 
-/** ffmpeg alone: the decode's own arguments with both outputs sent to the null muxer (rgb24 / f32 kept). */
-function nullDecodeArgs(ref: ClipRef, decode: Partial<DecodeOptions> = {}): string[] {
-  const args = ffmpegDecodeArgs(ref.path, ref.start, { ...defaultDecodeOptions, ...decode }, true);
+/**
+ * ffmpeg alone: the decode's own arguments with both outputs sent to the null muxer (rgb24 / f32 kept). With
+ * `geometry`, the filter-graph path's command for that clip (the same crop box as the stream draws).
+ */
+function nullDecodeArgs(
+  ref: ClipRef,
+  decode: Partial<DecodeOptions> = {},
+  geometry?: FilterGeometry,
+): string[] {
+  const args = ffmpegDecodeArgs(ref.path, ref.start, { ...defaultDecodeOptions, ...decode }, true, geometry);
   return args
     .map((a) =>
       a === "pipe:1" || a === "pipe:3"
@@ -243,6 +253,23 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
         for await (const e of examples) if (e.video.length > 0) n += 1;
         return n;
       });
+    // The filter-graph path's own commands into the null muxer: the crop each clip gets (same draws as the stream).
+    const info = await probe(refs[0].path);
+    const size = scaledSize(info.width, info.height, defaultDecodeOptions.shortSide);
+    const geometryOf = (ref: ClipRef): FilterGeometry => {
+      const drawn = drawAugmentation(ref, size.width, size.height, { seed: 0 });
+      return { box: drawn.box, outWidth: 224, outHeight: 224, flip: drawn.flip };
+    };
+    const filterGraphAlone = () =>
+      timed(async () => {
+        await runPool(refs, WORKERS, async (ref) => {
+          await runMediaTool("ffmpeg", nullDecodeArgs(ref, { window: "start" }, geometryOf(ref)), {
+            file: ref.path,
+            timeoutMs: 60_000,
+          });
+        });
+        return refs.length;
+      });
     const demoAlone = () => ffmpegAlone(demoRefs, DEMO_DECODE);
     const demoOurs = () => ours("arrays", demoRefs, DEMO_DECODE, DEMO_AUGMENT);
     const micro = microBench(await decodeClip(refs[0], { window: "start" }));
@@ -251,9 +278,12 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
     await ours("arrays");
     const alone1 = await ffmpegAlone();
     const arrays1 = await ours("arrays");
-    const inFfmpeg = await ours("ffmpeg");
+    const inFfmpeg1 = await ours("ffmpeg");
+    const graphAlone1 = await filterGraphAlone();
     const alone2 = await ffmpegAlone();
     const arrays2 = await ours("arrays");
+    const graphAlone2 = await filterGraphAlone();
+    const inFfmpeg2 = await ours("ffmpeg");
     await demoAlone();
     await demoOurs();
     const demoAlone1 = await demoAlone();
@@ -264,6 +294,8 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
     const demoOursRate = (demoOurs1.clipsPerSecond + demoOurs2.clipsPerSecond) / 2;
     const aloneRate = (alone1.clipsPerSecond + alone2.clipsPerSecond) / 2;
     const oursRate = (arrays1.clipsPerSecond + arrays2.clipsPerSecond) / 2;
+    const inFfmpegRate = (inFfmpeg1.clipsPerSecond + inFfmpeg2.clipsPerSecond) / 2;
+    const graphAloneRate = (graphAlone1.clipsPerSecond + graphAlone2.clipsPerSecond) / 2;
     const result = {
       name: "pipeline",
       clips: refs.length,
@@ -273,8 +305,12 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
       oursClipsPerSecond: round(oursRate),
       ffmpegAloneClipsPerSecond: round(aloneRate),
       ratio: round(oursRate / aloneRate),
-      cropInFfmpegClipsPerSecond: inFfmpeg.clipsPerSecond,
-      cropInFfmpegRatio: round(inFfmpeg.clipsPerSecond / aloneRate),
+      // Crop + resize + flip in ffmpeg's filter graph: against the plain decode, and against ffmpeg alone running
+      // the same filter graph (the crop each clip gets) into the null muxer.
+      cropInFfmpegClipsPerSecond: round(inFfmpegRate),
+      cropInFfmpegRatio: round(inFfmpegRate / aloneRate),
+      filterGraphAloneClipsPerSecond: round(graphAloneRate),
+      cropInFfmpegRatioSameFilterGraph: round(inFfmpegRate / graphAloneRate),
       oursNodeCpuMsPerClip: round((arrays1.nodeCpuMsPerClip + arrays2.nodeCpuMsPerClip) / 2, 2),
       // The clip `npm start` trains on, from sources like the demo's (160x120, 30 fps, ultrafast, 1 s GOP).
       demo: {
@@ -290,12 +326,19 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
       peakRssMB: round((process.resourceUsage().maxRSS * 1024) / 2 ** 20, 1),
       // Main-thread ms per clip of each augmentation stage (see microBench).
       augmentMsPerClip: micro,
-      runs: { ffmpegAlone: [alone1, alone2], oursArrays: [arrays1, arrays2], oursCropInFfmpeg: inFfmpeg },
+      runs: {
+        ffmpegAlone: [alone1, alone2],
+        oursArrays: [arrays1, arrays2],
+        oursCropInFfmpeg: [inFfmpeg1, inFfmpeg2],
+        filterGraphAlone: [graphAlone1, graphAlone2],
+      },
     };
     if (!opts.json) {
       console.log(
         `pipeline: ours ${result.oursClipsPerSecond} clips/s, ffmpeg alone ${result.ffmpegAloneClipsPerSecond} ` +
-          `clips/s, ratio ${result.ratio} (crop in ffmpeg: ${result.cropInFfmpegClipsPerSecond} clips/s), ` +
+          `clips/s, ratio ${result.ratio} (crop in ffmpeg: ${result.cropInFfmpegClipsPerSecond} clips/s, ratio ` +
+          `${result.cropInFfmpegRatio}; ${result.cropInFfmpegRatioSameFilterGraph} against the same filter graph ` +
+          `alone), ` +
           `peak RSS ${result.peakRssMB} MB; augmentation ms/clip ${JSON.stringify(micro)}; demo clip: ours ` +
           `${result.demo.oursClipsPerSecond} clips/s, ffmpeg alone ${result.demo.ffmpegAloneClipsPerSecond}, ` +
           `ratio ${result.demo.ratio}`,

@@ -3,6 +3,7 @@
 #include <node_api.h>
 #include <stddef.h>
 
+#include "audio_noise.h"
 #include "crop_colour.h"
 
 #define CHECK(call)                                                                                          \
@@ -73,10 +74,45 @@ static napi_value CropResizeColour(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-NAPI_MODULE_INIT() {
+// addGaussianNoise(audio: Float32Array, out: Float32Array, sigma, words: Uint32Array(4), zigK: Int32Array(128),
+//                  zigW: Float64Array(128), zigF: Float64Array(128), zigR): undefined
+static napi_value AddGaussianNoise(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *audio, *out, *words, *k, *w, *f;
+  size_t audio_len, out_len, words_len, k_len, w_len, f_len;
+  if (argc != 8 || !typed_array(env, argv[0], napi_float32_array, &audio, &audio_len) ||
+      !typed_array(env, argv[1], napi_float32_array, &out, &out_len) ||
+      !typed_array(env, argv[3], napi_uint32_array, &words, &words_len) ||
+      !typed_array(env, argv[4], napi_int32_array, &k, &k_len) ||
+      !typed_array(env, argv[5], napi_float64_array, &w, &w_len) ||
+      !typed_array(env, argv[6], napi_float64_array, &f, &f_len)) {
+    napi_throw_type_error(env, NULL, "addGaussianNoise: expected (Float32Array, Float32Array, number, Uint32Array, "
+                                     "Int32Array, Float64Array, Float64Array, number)");
+    return NULL;
+  }
+  if (out_len < audio_len || words_len != 4 || k_len != 128 || w_len != 128 || f_len != 128) {
+    napi_throw_range_error(env, NULL, "addGaussianNoise: buffer sizes do not agree");
+    return NULL;
+  }
+  double sigma, r;
+  CHECK(napi_get_value_double(env, argv[2], &sigma));
+  CHECK(napi_get_value_double(env, argv[7], &r));
+  struct ziggurat z = {k, w, f, r};
+  add_gaussian_noise(audio, out, audio_len, sigma, words, &z);
+  return NULL;
+}
+
+static int export_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
-  if (napi_create_function(env, "cropResizeColour", NAPI_AUTO_LENGTH, CropResizeColour, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "cropResizeColour", fn) != napi_ok) {
+  return napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn) == napi_ok &&
+         napi_set_named_property(env, exports, name, fn) == napi_ok;
+}
+
+NAPI_MODULE_INIT() {
+  if (!export_function(env, exports, "cropResizeColour", CropResizeColour) ||
+      !export_function(env, exports, "addGaussianNoise", AddGaussianNoise)) {
     return NULL;
   }
   return exports;

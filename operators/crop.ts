@@ -11,9 +11,10 @@
  * the frame size before decoding (one ffprobe per clip). Default: typed arrays, which need no probe and keep the
  * exact half-pixel bilinear of tf.image.resize; `geometryIn: "ffmpeg"` in pipeline/stream.ts is the other.
  */
+import { uninitialisedFloat32 } from "../pipeline/buffers.js";
 import type { Random } from "../pipeline/random.js";
 import { type ColourFactors, finishColourFrame } from "./color.js";
-import { cropResizeColourNative, nativeKernelStatus } from "./crop-native.js";
+import { cropResizeColourNative, useNativeKernels } from "./native.js";
 
 /** A crop rectangle in whole pixels of the frame it applies to. */
 export interface CropBox {
@@ -207,7 +208,7 @@ function lerpRow(
 /**
  * The training kernel: crop + bilinear resize + flip (as `cropResizeFrames`) fused with the colour step
  * (operators/color.ts `colourAugment`: brightness, saturation, contrast, hue, clip) and the final `* 2 - 1` when
- * `symmetric`, writing T x outHeight x outWidth x 3 floats. Runs the native build (crop-native.ts, vectorised C)
+ * `symmetric`, writing T x outHeight x outWidth x 3 floats. Runs the native build (native.ts, vectorised C)
  * unless it was not built or `VATT_NATIVE=0`; `cropResizeColourScalar` below is the readable reference it is tested
  * against and the fallback.
  */
@@ -222,14 +223,12 @@ export function cropResizeColour(
   flip: boolean,
   colour: ColourFactors | undefined,
   symmetric: boolean,
-  out = new Float32Array(numFrames * outHeight * outWidth * 3),
+  out = uninitialisedFloat32(numFrames * outHeight * outWidth * 3), // every element is written
 ): Float32Array {
   checkBox(box, width, height);
-  const kernel = useNative ? cropResizeColourNative : cropResizeColourScalar;
+  const kernel = useNativeKernels ? cropResizeColourNative : cropResizeColourScalar;
   return kernel(frames, numFrames, height, width, box, outHeight, outWidth, flip, colour, symmetric, out);
 }
-
-const useNative = nativeKernelStatus.available && process.env.VATT_NATIVE !== "0";
 
 function checkBox(box: CropBox, width: number, height: number): void {
   if (

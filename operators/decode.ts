@@ -24,6 +24,7 @@
  *   stream turns into a counted skip; hanging decodes are killed at `timeoutMs`.
  */
 import { stat } from "node:fs/promises";
+import { uninitialisedBytes, uninitialisedFloat32 } from "../pipeline/buffers.js";
 import { type CapturedOutput, MediaError, runMediaToolCaptured } from "../pipeline/ffmpeg.js";
 import { type MediaInfo, probe } from "../pipeline/probe.js";
 import { type Random, randomFor } from "../pipeline/random.js";
@@ -319,7 +320,8 @@ async function readPpmFrames(out: CapturedOutput, frames: number, file: string):
   const stride = headerBytes + frameBytes;
   const got = Math.floor(out.size / stride);
   if (got * stride !== out.size || got > frames) return readPpmFramesSlow(out, frames, file);
-  const clip = new Uint8Array(frames * frameBytes);
+  // Frames past `got` are filled by looping (assembleClip), so every byte is written.
+  const clip = uninitialisedBytes(frames * frameBytes);
   const headers = new Uint8Array(got * headerBytes);
   const parts: Uint8Array[] = [];
   for (let i = 0; i < got; i++) {
@@ -342,7 +344,8 @@ async function readAudio(
   out: CapturedOutput,
   samples: number,
 ): Promise<{ audio: Float32Array; audioSamples: number }> {
-  const audio = new Float32Array(samples);
+  // assembleClip writes the samples past `audioSamples` (zeros or the loop).
+  const audio = uninitialisedFloat32(samples);
   const audioSamples = Math.min(out.size >> 2, samples);
   if (audioSamples > 0) await out.readInto([new Uint8Array(audio.buffer, 0, audioSamples * 4)], 0);
   return { audio, audioSamples };

@@ -122,6 +122,15 @@ function fromKey(key: number): Random {
   return new Sfc32(key, words);
 }
 
+/**
+ * sfc32 started from four state words (and warmed up like every generator here). For a native kernel that runs
+ * the same generator (native/audio_noise.c): given the same words, both draw the same stream.
+ */
+export function randomFromWords(words: [number, number, number, number]): Random {
+  const key = hashKey(hashKey(hashKey(hashKey(0x3f0d5, words[0]), words[1]), words[2]), words[3]);
+  return new Sfc32(key, [words[0] | 0, words[1] | 0, words[2] | 0, words[3] | 0]);
+}
+
 /** The generator for one purpose of one sample: the only way randomness enters the pipeline. */
 export function randomFor(seed: number, epoch: number, index: number, purpose: string): Random {
   let key = hashKey(0x5eed, seed);

@@ -1,11 +1,11 @@
 /**
- * The native build of the training video kernel (native/crop_colour.c, compiled by `npm run build` with node-gyp
- * against Node's own headers; AVX-512, AVX2 and baseline versions chosen when it loads). Same arguments and results
- * as crop.ts `cropResizeColour`, within float rounding: it works in float32 where the JavaScript reference keeps
- * doubles (test/operators/crop-native.test.ts compares them).
+ * The native builds of the per-clip hot loops (native/*.c, compiled by `npm run build` with node-gyp against Node's
+ * own headers): the training video kernel (crop.ts `cropResizeColour`; AVX-512, AVX2 and baseline versions chosen
+ * when it loads) and the audio noise (audio.ts `addGaussianNoise`). Each has the same arguments and results as its
+ * JavaScript reference, within float rounding (test/operators/native.test.ts compares them).
  *
- * Where no C compiler was available at install, the library is missing and crop.ts runs the JavaScript kernel;
- * `nativeKernelStatus` says which and why.
+ * Where no C compiler was available at install, the library is missing and the JavaScript kernels run;
+ * `nativeKernelStatus` says which and why, and `VATT_NATIVE=0` forces JavaScript.
  */
 import { createRequire } from "node:module";
 import type { ColourFactors } from "./color.js";
@@ -29,6 +29,16 @@ interface NativeKernels {
     shift: number,
     out: Float32Array,
   ): void;
+  addGaussianNoise(
+    audio: Float32Array,
+    out: Float32Array,
+    sigma: number,
+    words: Uint32Array,
+    zigK: Int32Array,
+    zigW: Float64Array,
+    zigF: Float64Array,
+    zigR: number,
+  ): void;
 }
 
 /** Built by node-gyp into build/Release at the package root (two levels above dist/operators). */
@@ -42,9 +52,17 @@ const loaded: NativeKernels | Error = (() => {
   }
 })();
 
-/** "native" when the compiled kernels loaded, else the reason they did not. */
+/** Whether the compiled kernels loaded, else the reason they did not. */
 export const nativeKernelStatus: { available: boolean; reason?: string } =
   loaded instanceof Error ? { available: false, reason: loaded.message.split("\n")[0] } : { available: true };
+
+/** Whether callers should use the native kernels: loaded, and not turned off with VATT_NATIVE=0. */
+export const useNativeKernels = nativeKernelStatus.available && process.env.VATT_NATIVE !== "0";
+
+function library(): NativeKernels {
+  if (loaded instanceof Error) throw loaded;
+  return loaded;
+}
 
 /** Same contract as crop.ts `cropResizeColour` (which checks the box). */
 export function cropResizeColourNative(
@@ -60,11 +78,10 @@ export function cropResizeColourNative(
   symmetric: boolean,
   out: Float32Array,
 ): Float32Array {
-  if (loaded instanceof Error) throw loaded;
   const factors = colour
     ? new Float32Array([colour.brightness, Math.max(0, colour.saturation), colour.contrast, colour.hue * 6])
     : null;
-  loaded.cropResizeColour(
+  library().cropResizeColour(
     frames,
     numFrames,
     height,
@@ -81,5 +98,25 @@ export function cropResizeColourNative(
     symmetric ? -1 : 0,
     out,
   );
+  return out;
+}
+
+/** Ziggurat tables as audio.ts builds them. */
+export interface ZigguratTables {
+  k: Int32Array;
+  w: Float64Array;
+  f: Float64Array;
+  r: number;
+}
+
+/** Same contract as audio.ts `addGaussianNoise` after its sigma and seed words are chosen: writes all of `out`. */
+export function addGaussianNoiseNative(
+  audio: Float32Array,
+  out: Float32Array,
+  sigma: number,
+  words: Uint32Array,
+  zig: ZigguratTables,
+): Float32Array {
+  library().addGaussianNoise(audio, out, sigma, words, zig.k, zig.w, zig.f, zig.r);
   return out;
 }
