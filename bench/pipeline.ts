@@ -27,7 +27,7 @@ import {
   ffmpegDecodeArgs,
   scaledSize,
 } from "../operators/decode.js";
-import { runMediaTool } from "../pipeline/ffmpeg.js";
+import { runMediaTool, runMediaToolCaptured } from "../pipeline/ffmpeg.js";
 import { probe } from "../pipeline/probe.js";
 import { randomFor } from "../pipeline/random.js";
 import type { ClipRef, DecodedClip } from "../pipeline/records.js";
@@ -151,6 +151,14 @@ function nullDecodeArgs(
     );
 }
 
+/**
+ * Runs ffmpeg alone the way ours runs (started by the spawner, pipeline/ffmpeg.ts), so both sides pay the same to
+ * start a process: spawning straight from this process would cost it a fork that grows with its size.
+ */
+async function runAlone(args: string[], file: string): Promise<void> {
+  await runMediaToolCaptured("ffmpeg", args, 0, { file, timeoutMs: 60_000 }, async () => undefined);
+}
+
 async function runPool<T>(items: T[], workers: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(
@@ -230,7 +238,7 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
     const ffmpegAlone = (clips = refs, decode: Partial<DecodeOptions> = {}) =>
       timed(async () => {
         await runPool(clips, WORKERS, async (ref) => {
-          await runMediaTool("ffmpeg", nullDecodeArgs(ref, decode), { file: ref.path, timeoutMs: 60_000 });
+          await runAlone(nullDecodeArgs(ref, decode), ref.path);
         });
         return clips.length;
       });
@@ -263,10 +271,7 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
     const filterGraphAlone = () =>
       timed(async () => {
         await runPool(refs, WORKERS, async (ref) => {
-          await runMediaTool("ffmpeg", nullDecodeArgs(ref, { window: "start" }, geometryOf(ref)), {
-            file: ref.path,
-            timeoutMs: 60_000,
-          });
+          await runAlone(nullDecodeArgs(ref, { window: "start" }, geometryOf(ref)), ref.path);
         });
         return refs.length;
       });

@@ -124,7 +124,7 @@ CLONES static void vertical_lerp(const uint8_t *restrict top, const uint8_t *res
   for (int i = 0; i < n; i++) row[i] = (float)top[i] + ((float)bottom[i] - (float)top[i]) * fy;
 }
 
-static void horizontal_lerp(const float *restrict row, const int *x0, const int *x1, const float *wx,
+CLONES static void horizontal_lerp(const float *restrict row, const int *x0, const int *x1, const float *wx,
                             float *restrict r, float *restrict g, float *restrict b, int n) {
   const float inv = 1.0f / 255.0f;
   for (int o = 0; o < n; o++) {

@@ -371,6 +371,24 @@ function openCaptureFile(): number | undefined {
   }
 }
 
+/**
+ * Capture files kept open for the next run instead of closed, when the spawner ran the process and reported how much
+ * it wrote (so bytes an earlier run left past that are never read). A run then rewrites pages the file already has:
+ * closing a 6 MB tmpfs file and filling a fresh one cost ~2 ms of kernel time per clip on our side alone (page
+ * freeing and zeroing), besides ffmpeg's. At most CAPTURE_POOL files of at most CAPTURE_POOL_MAX_BYTES each.
+ */
+const capturePool: number[] = [];
+const CAPTURE_POOL = 8;
+const CAPTURE_POOL_MAX_BYTES = 64 * 2 ** 20;
+
+function releaseCaptureFile(fd: number, reusable: boolean): void {
+  if (reusable && capturePool.length < CAPTURE_POOL && fstatSync(fd).size <= CAPTURE_POOL_MAX_BYTES) {
+    capturePool.push(fd);
+  } else {
+    closeSync(fd);
+  }
+}
+
 /** Wraps readv so that it keeps going across short reads and the kernel's cap on buffers per call. */
 function fileOutput(fd: number, size: number): CapturedOutput {
   const readOnce = (bufs: Uint8Array[], position: number): Promise<number> =>
@@ -380,7 +398,15 @@ function fileOutput(fd: number, size: number): CapturedOutput {
   return {
     size,
     async readInto(buffers, position) {
-      let pending = buffers.filter((b) => b.length > 0);
+      // Never past `size`: a kept capture file may hold an earlier run's bytes after this run's output.
+      let room = Math.max(0, size - position);
+      let pending: Uint8Array[] = [];
+      for (const b of buffers) {
+        if (room === 0) break;
+        if (b.length === 0) continue;
+        pending.push(b.length <= room ? b : b.subarray(0, room));
+        room -= Math.min(b.length, room);
+      }
       let done = 0;
       while (pending.length > 0 && position + done < size) {
         const got = await readOnce(pending.slice(0, 512), position + done);
@@ -424,7 +450,7 @@ function memoryOutput(data: Buffer): CapturedOutput {
  */
 const SPAWNER_SOURCE = `"use strict";
 const { spawn } = require("node:child_process");
-const { closeSync, constants, openSync } = require("node:fs");
+const { closeSync, constants, openSync, readFileSync } = require("node:fs");
 const kids = new Map();
 const send = (m) => { if (process.connected) process.send(m); };
 process.on("message", (m) => {
@@ -437,20 +463,33 @@ process.on("message", (m) => {
     send({ id: m.id, openFailed: String(e && e.message) });
     return;
   }
+  // Our fds share the child's file offsets: at its exit, each offset is how many bytes it wrote there.
+  let open = true;
+  const release = () => { if (open) { open = false; for (const fd of fds) closeSync(fd); } };
+  const written = () => fds.map((fd) => {
+    try {
+      const pos = /^pos:\\s*(\\d+)/m.exec(readFileSync("/proc/self/fdinfo/" + fd, "utf8"));
+      return pos ? Number(pos[1]) : -1;
+    } catch { return -1; }
+  });
   let child;
   try {
     child = spawn(m.bin, m.args, { cwd: m.cwd, stdio: ["ignore", fds[0], "pipe", ...fds.slice(1)], windowsHide: true });
   } catch (e) {
+    release();
     send({ id: m.id, error: String(e && e.message), code: e && e.code });
     return;
-  } finally {
-    for (const fd of fds) closeSync(fd);
   }
   kids.set(m.id, child);
   child.stderr.setEncoding("utf8");
   child.stderr.on("data", (text) => send({ id: m.id, stderr: text }));
-  child.on("error", (e) => { kids.delete(m.id); send({ id: m.id, error: e.message, code: e.code }); });
-  child.on("close", (code, signal) => { kids.delete(m.id); send({ id: m.id, close: true, code, signal }); });
+  child.on("error", (e) => { kids.delete(m.id); release(); send({ id: m.id, error: e.message, code: e.code }); });
+  child.on("close", (code, signal) => {
+    kids.delete(m.id);
+    const sizes = written();
+    release();
+    send({ id: m.id, close: true, code, signal, sizes });
+  });
 });
 process.on("disconnect", () => { for (const k of kids.values()) k.kill("SIGKILL"); process.exit(0); });
 `;
@@ -462,6 +501,8 @@ interface SpawnerMessage {
   code?: string | number | null;
   signal?: NodeJS.Signals | null;
   close?: boolean;
+  /** With `close`: bytes the process wrote to each output (its final file offset; -1 where unknown). */
+  sizes?: number[];
   openFailed?: string;
 }
 
@@ -471,6 +512,8 @@ class RemoteChild extends EventEmitter implements SupervisedChild {
   signalCode: NodeJS.Signals | null = null;
   readonly stdin = null;
   readonly stderr = new EventEmitter();
+  /** Bytes written to each output, from the spawner once the process has exited. */
+  outputSizes: number[] | undefined;
   constructor(
     private readonly spawner: Spawner,
     readonly id: number,
@@ -485,6 +528,7 @@ class RemoteChild extends EventEmitter implements SupervisedChild {
   settle(message: SpawnerMessage): void {
     if (message.stderr !== undefined) this.stderr.emit("data", Buffer.from(message.stderr, "utf8"));
     else if (message.close) {
+      this.outputSizes = message.sizes;
       this.exitCode = message.code === null || message.code === undefined ? null : Number(message.code);
       this.signalCode = message.signal ?? null;
       this.emit("close", this.exitCode, this.signalCode);
@@ -615,23 +659,34 @@ export async function runMediaToolCaptured<T>(
     return use([out.stdout, ...out.pipes].map(memoryOutput));
   }
   const fds: number[] = [];
+  const spawner = Spawner.get();
+  let reused = false;
+  let sizes: number[] | undefined;
   try {
     for (let i = 0; i <= extraPipes; i++) {
-      const fd = openCaptureFile();
+      // Kept files only with the spawner: it reports the sizes, so what an earlier run left past them is never read.
+      const kept = spawner ? capturePool.pop() : undefined;
+      reused ||= kept !== undefined;
+      const fd = kept ?? openCaptureFile();
       if (fd === undefined)
         return await runMediaToolCaptured(tool, args, extraPipes, { ...opts, capture: "pipe" }, use);
       fds.push(fd);
     }
-    const spawner = Spawner.get();
     try {
       await new Promise<void>((resolve, reject) => {
-        const child: SupervisedChild = spawner
-          ? spawner.start(mediaToolPath(tool), args, fds)
-          : (spawn(mediaToolPath(tool), args, {
-              stdio: ["pipe", fds[0], "pipe", ...fds.slice(1)],
-              windowsHide: true,
-            }) as ChildProcess as SupervisedChild);
-        superviseProcess(tool, child, opts, (err) => (err ? reject(err) : resolve()));
+        const remote = spawner?.start(mediaToolPath(tool), args, fds);
+        const child: SupervisedChild =
+          remote ??
+          (spawn(mediaToolPath(tool), args, {
+            stdio: ["pipe", fds[0], "pipe", ...fds.slice(1)],
+            windowsHide: true,
+          }) as ChildProcess as SupervisedChild);
+        superviseProcess(tool, child, opts, (err) => {
+          const known = remote?.outputSizes;
+          if (known && known.length === fds.length && known.every((n) => n >= 0)) sizes = known;
+          if (err) reject(err);
+          else resolve();
+        });
       });
     } catch (err) {
       if (spawner && Spawner.broken && err instanceof MediaError && err.kind === "spawn") {
@@ -644,8 +699,13 @@ export async function runMediaToolCaptured<T>(
       }
       throw err;
     }
-    return await use(fds.map((fd) => fileOutput(fd, fstatSync(fd).size)));
+    if (!sizes && reused) {
+      // The spawner could not say how much was written to a kept file: run again, through pipes.
+      return await runMediaToolCaptured(tool, args, extraPipes, { ...opts, capture: "pipe" }, use);
+    }
+    const known = sizes;
+    return await use(fds.map((fd, i) => fileOutput(fd, known ? known[i] : fstatSync(fd).size)));
   } finally {
-    for (const fd of fds) closeSync(fd);
+    for (const fd of fds) releaseCaptureFile(fd, sizes !== undefined);
   }
 }

@@ -219,6 +219,36 @@ describe("runMediaToolCaptured", () => {
     }
   });
 
+  it("reuses capture files without ever showing an earlier run's bytes", async () => {
+    const frames = (size: string, n: number) => [
+      ...["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", `testsrc=size=${size}:rate=10`],
+      ...["-frames:v", String(n), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
+    ];
+    // A large output, then small ones, likely into the same kept file: each sees exactly its own bytes.
+    const large = await runMediaToolCaptured("ffmpeg", frames("64x48", 5), 0, {}, async ([out]) => out.size);
+    assert.equal(large, 5 * 64 * 48 * 3);
+    for (let run = 0; run < 3; run++) {
+      const [size, read, direct] = await runMediaToolCaptured(
+        "ffmpeg",
+        frames("4x2", 2),
+        0,
+        {},
+        async ([out]) =>
+          [out.size, await out.readInto([new Uint8Array(10_000)], 0), await readAll(out)] as const,
+      );
+      assert.equal(size, 2 * 4 * 2 * 3);
+      assert.equal(read, size);
+      const viaPipe = await runMediaToolCaptured(
+        "ffmpeg",
+        frames("4x2", 2),
+        0,
+        { capture: "pipe" },
+        ([out]) => readAll(out),
+      );
+      assert.deepEqual(direct, viaPipe);
+    }
+  });
+
   it("kills a run at its time limit or on abort, with no process left at any depth", async () => {
     const endless = [...ENDLESS, "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"];
     await assert.rejects(
