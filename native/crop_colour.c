@@ -137,6 +137,27 @@ CLONES static void horizontal_lerp(const float *restrict row, const int *x0, con
   }
 }
 
+// A crop that needs no resize (the box is the output size, e.g. when ffmpeg already cropped and scaled): each row
+// straight from bytes to planes, mirrored for the flip. Same values as the lerps with weight 0.
+CLONES static void convert_row(const uint8_t *restrict src, float *restrict r, float *restrict g, float *restrict b,
+                               int n, int flip) {
+  const float inv = 1.0f / 255.0f;
+  if (flip) {
+    for (int o = 0; o < n; o++) {
+      const uint8_t *p = src + 3 * (size_t)(n - 1 - o);
+      r[o] = p[0] * inv;
+      g[o] = p[1] * inv;
+      b[o] = p[2] * inv;
+    }
+  } else {
+    for (int o = 0; o < n; o++) {
+      r[o] = src[3 * o] * inv;
+      g[o] = src[3 * o + 1] * inv;
+      b[o] = src[3 * o + 2] * inv;
+    }
+  }
+}
+
 int crop_resize_colour(const uint8_t *frames, int num_frames, int height, int width, int box_x, int box_y,
                        int box_w, int box_h, int out_h, int out_w, int flip, const struct colour_factors *colour,
                        float scale, float shift, float *out) {
@@ -160,6 +181,7 @@ int crop_resize_colour(const uint8_t *frames, int num_frames, int height, int wi
     x1[o] = 3 * xhi[s];
     wx[o] = wxs[s];
   }
+  const int same_size = box_w == out_w && box_h == out_h;
   size_t row_bytes = (size_t)width * 3;
   size_t frame_bytes = (size_t)height * row_bytes;
   float dh = 0;
@@ -172,11 +194,15 @@ int crop_resize_colour(const uint8_t *frames, int num_frames, int height, int wi
     float *frame_out = out + (size_t)t * plane * 3;
     double sums[3] = {0, 0, 0};
     for (int oy = 0; oy < out_h; oy++) {
-      const uint8_t *top = frame + (size_t)(box_y + ylo[oy]) * row_bytes;
-      const uint8_t *bottom = frame + (size_t)(box_y + yhi[oy]) * row_bytes;
-      vertical_lerp(top, bottom, wy[oy], vrow, box_w * 3);
       size_t at = (size_t)oy * out_w;
-      horizontal_lerp(vrow, x0, x1, wx, pr + at, pg + at, pb + at, out_w);
+      if (same_size) {
+        convert_row(frame + (size_t)(box_y + oy) * row_bytes, pr + at, pg + at, pb + at, out_w, flip);
+      } else {
+        const uint8_t *top = frame + (size_t)(box_y + ylo[oy]) * row_bytes;
+        const uint8_t *bottom = frame + (size_t)(box_y + yhi[oy]) * row_bytes;
+        vertical_lerp(top, bottom, wy[oy], vrow, box_w * 3);
+        horizontal_lerp(vrow, x0, x1, wx, pr + at, pg + at, pb + at, out_w);
+      }
       if (colour) colour_row_first(pr + at, pg + at, pb + at, out_w, colour->brightness, colour->saturation, sums);
     }
     for (int oy = 0; oy < out_h; oy++) {

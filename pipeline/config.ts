@@ -110,6 +110,12 @@ export const PRETRAIN_SCHEMA = {
       help: "smallest crop area share (Inception crop)",
     },
     flip: { kind: "number", default: 0.5, min: 0, max: 1, help: "chance of a horizontal flip of the clip" },
+    cropIn: {
+      kind: "string",
+      default: "ffmpeg",
+      choices: ["ffmpeg", "arrays"],
+      help: "raw video: crop+resize+flip in ffmpeg's filter graph (faster) or in typed arrays (exact tf bilinear)",
+    },
     colour: {
       kind: "boolean",
       default: true,

@@ -265,6 +265,7 @@ function rawTrainingExamples(o: BatchStreamOptions): AsyncGenerator<Example, voi
     concurrency: config.data.concurrency,
     buffer: config.data.buffer,
     skips: o.skips,
+    geometryIn: config.augment.cropIn as "ffmpeg" | "arrays",
     decode: decodeOptionsFor(model, config),
     augment: {
       ...augmentOptionsFor(config),

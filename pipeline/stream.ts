@@ -108,7 +108,12 @@ export interface PretrainingOptions extends StageOptions {
   augment?: Partial<AugmentOptions>;
   /** Drop a last short batch (default true: the trainer wants a fixed batch size). */
   dropRemainder?: boolean;
-  /** Where crop/resize/flip run: typed arrays (default, no ffprobe needed) or ffmpeg's filter graph (see crop.ts). */
+  /**
+   * Where crop, resize and flip run: ffmpeg's filter graph (default: ffmpeg scales straight to the output size, so
+   * less is converted, written and read; one cached ffprobe per file; swscale's bilinear) or typed arrays
+   * (tf.image.resize's exact half-pixel bilinear, no probe). Colour runs in typed arrays either way. Measured in
+   * bench/pipeline.ts.
+   */
   geometryIn?: "arrays" | "ffmpeg";
 }
 
@@ -121,7 +126,7 @@ export function pretrainingExamples(
   const augment = { ...opts.augment, seed: opts.seed };
   const source = fromIterable(refs);
   return toAsyncIterable(
-    opts.geometryIn === "ffmpeg"
+    (opts.geometryIn ?? "ffmpeg") === "ffmpeg"
       ? flow(source, decodeAugmentInFfmpeg(decode, augment, opts))
       : flow(source, decodeClips(decode, opts), augmentClips(augment)),
   );
@@ -138,7 +143,7 @@ export function pretrainingBatches(
   const batches = batchOf<Example>(opts.batchSize, { dropRemainder: opts.dropRemainder ?? true });
   const source = fromIterable(refs);
   return toAsyncIterable(
-    opts.geometryIn === "ffmpeg"
+    (opts.geometryIn ?? "ffmpeg") === "ffmpeg"
       ? flow(source, decodeAugmentInFfmpeg(decode, augment, opts), batches, stack)
       : flow(source, decodeClips(decode, opts), augmentClips(augment), batches, stack),
   );
