@@ -3,7 +3,11 @@
  * augmentation worker threads, kept free of Parquet and Arrow so a worker starts fast.
  */
 import sharp from "sharp";
-import type { ClipRef, DecodedClip } from "../pipeline/records.js";
+import { type AugmentOptions, applyAugmentation, drawAugmentation } from "../operators/augment.js";
+import type { CropBox } from "../operators/crop.js";
+import { decodeJpegRegionNative, useNativeJpeg } from "../operators/native.js";
+import { uninitialisedBytes } from "../pipeline/buffers.js";
+import type { ClipRef, DecodedClip, Example } from "../pipeline/records.js";
 
 /** A clip cut from a row: its JPEG frames and audio, copied out of the row group (small, ready to shuffle). */
 export interface ClipCut {
@@ -19,34 +23,67 @@ export interface ClipCut {
   tokenIds?: Int32Array[];
 }
 
-/** JPEG -> RGB bytes of the expected size; a mismatch is an error naming the clip. */
-async function decodeJpeg(jpeg: Uint8Array, cut: ClipCut): Promise<Buffer> {
-  const { data, info } = await sharp(jpeg).raw().toBuffer({ resolveWithObject: true });
-  if (info.width !== cut.width || info.height !== cut.height || info.channels !== 3) {
-    throw new Error(
-      `${cut.ref.source}:${cut.ref.id} (${cut.ref.path}): a stored frame is ${info.width}x${info.height}x` +
-        `${info.channels}, the row says ${cut.width}x${cut.height}x3: the shard is damaged; prepare it again`,
-    );
-  }
-  return data;
+/** Names the clip in a frame's decode error. */
+function frameError(cut: ClipCut, message: string): Error {
+  return new Error(
+    `${cut.ref.source}:${cut.ref.id} (${cut.ref.path}): ${message}: the shard is damaged; prepare it again`,
+  );
 }
 
-/** A cut -> the DecodedClip the raw path would give: JPEGs decoded (in parallel), audio to float32. */
-export async function decodeCut(cut: ClipCut): Promise<DecodedClip> {
-  const frameBytes = cut.width * cut.height * 3;
-  const frames = new Uint8Array(cut.jpegs.length * frameBytes);
-  // Each distinct stored frame is decoded once, even when a short row loops it.
-  const distinct = new Map<Uint8Array, Promise<Buffer>>();
-  const decoded = await Promise.all(
-    cut.jpegs.map((j) => {
-      const known = distinct.get(j);
-      if (known) return known;
-      const p = decodeJpeg(j, cut);
-      distinct.set(j, p);
-      return p;
-    }),
-  );
-  for (const [i, rgb] of decoded.entries()) frames.set(rgb, i * frameBytes);
+/** One stored frame's `box` region -> RGB bytes in `out` at `offset`, with libjpeg (native) or sharp. */
+async function decodeFrameInto(
+  jpeg: Uint8Array,
+  cut: ClipCut,
+  box: CropBox,
+  out: Uint8Array,
+  offset: number,
+): Promise<void> {
+  if (useNativeJpeg) {
+    try {
+      decodeJpegRegionNative(jpeg, cut.width, cut.height, box, out, offset);
+    } catch (err) {
+      throw frameError(cut, (err as Error).message);
+    }
+    return;
+  }
+  const image = sharp(jpeg);
+  const whole = box.width === cut.width && box.height === cut.height;
+  const { data, info } = await (whole
+    ? image
+    : image.extract({ left: box.x, top: box.y, width: box.width, height: box.height })
+  )
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.width !== box.width || info.height !== box.height || info.channels !== 3) {
+    throw frameError(
+      cut,
+      `a stored frame decoded to ${info.width}x${info.height}x${info.channels}, not the row's size`,
+    );
+  }
+  out.set(data, offset);
+}
+
+/**
+ * A cut -> the DecodedClip the raw path would give: JPEGs decoded (in parallel with sharp; in this thread with
+ * libjpeg), audio to float32. With `region`, only that part of each frame is decoded and the clip is that size.
+ */
+export async function decodeCut(cut: ClipCut, region?: CropBox): Promise<DecodedClip> {
+  const box = region ?? { x: 0, y: 0, width: cut.width, height: cut.height };
+  const frameBytes = box.width * box.height * 3;
+  const frames = uninitialisedBytes(cut.jpegs.length * frameBytes);
+  // Each distinct stored frame is decoded once, even when a short row loops it; repeats are copied after.
+  const firstAt = new Map<Uint8Array, number>();
+  const decodes: Promise<void>[] = [];
+  cut.jpegs.forEach((jpeg, i) => {
+    if (firstAt.has(jpeg)) return;
+    firstAt.set(jpeg, i);
+    decodes.push(decodeFrameInto(jpeg, cut, box, frames, i * frameBytes));
+  });
+  await Promise.all(decodes);
+  cut.jpegs.forEach((jpeg, i) => {
+    const first = firstAt.get(jpeg) ?? i;
+    if (first !== i) frames.copyWithin(i * frameBytes, first * frameBytes, (first + 1) * frameBytes);
+  });
   const samples = cut.audio?.length ?? Math.floor(cut.sampleRate * (cut.ref.end - cut.ref.start) + 1e-6);
   const audio = new Float32Array(samples);
   if (cut.audio) for (let j = 0; j < samples; j++) audio[j] = cut.audio[j] / 32767;
@@ -54,11 +91,23 @@ export async function decodeCut(cut: ClipCut): Promise<DecodedClip> {
     ref: cut.ref,
     frames,
     numFrames: cut.jpegs.length,
-    height: cut.height,
-    width: cut.width,
+    height: box.height,
+    width: box.width,
     audio,
     sampleRate: cut.sampleRate,
     audioMask: cut.audio ? 1 : 0,
     paddedFrames: cut.paddedFrames,
   };
+}
+
+/**
+ * The raw path's training augmentation of a cut (operators/augment.ts `augmentClip`), decoding only the region the
+ * drawn crop covers: the draws depend only on the sample's key and the frame size, which the row stores, so they
+ * come first. The same Example as decoding whole frames and then augmenting (tested).
+ */
+export async function augmentCut(cut: ClipCut, augment: Partial<AugmentOptions>): Promise<Example> {
+  const params = drawAugmentation(cut.ref, cut.width, cut.height, augment);
+  const clip = await decodeCut(cut, params.box);
+  const inRegion = { x: 0, y: 0, width: params.box.width, height: params.box.height };
+  return applyAugmentation(clip, { ...params, box: inRegion }, augment);
 }

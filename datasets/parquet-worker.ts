@@ -4,8 +4,8 @@
  * the main thread it would cap training input at ~25-30 clips/s whatever the cores. Buffers come in and go out transferred, not copied.
  */
 import { parentPort } from "node:worker_threads";
-import { type AugmentOptions, augmentClip } from "../operators/augment.js";
-import { type ClipCut, decodeCut } from "./parquet-cut.js";
+import type { AugmentOptions } from "../operators/augment.js";
+import { augmentCut, type ClipCut } from "./parquet-cut.js";
 
 export interface AugmentTask {
   id: number;
@@ -15,7 +15,7 @@ export interface AugmentTask {
 
 parentPort?.on("message", async ({ id, cut, augment }: AugmentTask) => {
   try {
-    const example = augmentClip(await decodeCut(cut), augment);
+    const example = await augmentCut(cut, augment);
     const transfer = [example.video.buffer, example.audio.buffer] as ArrayBuffer[];
     parentPort?.postMessage({ id, example }, transfer[0] === transfer[1] ? [transfer[0]] : transfer);
   } catch (err) {

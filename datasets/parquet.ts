@@ -22,7 +22,7 @@ import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { tableFromIPC } from "apache-arrow";
 import { ParquetFile } from "parquet-wasm";
-import { type AugmentOptions, augmentClip } from "../operators/augment.js";
+import type { AugmentOptions } from "../operators/augment.js";
 import { captionPositives, nearestCaptions, POSITIVES_PER_CLIP } from "../operators/captions.js";
 import { TOKENS_PER_CAPTION, type Vocabulary } from "../operators/tokenize.js";
 import { flow, fromIterable, mapConcurrent, mapEach, toAsyncIterable } from "../pipeline/flow.js";
@@ -31,7 +31,7 @@ import { readShardManifest } from "../pipeline/prepare-manifest.js";
 import { type Random, randomFor } from "../pipeline/random.js";
 import type { Caption, ClipRef, DecodedClip, Example } from "../pipeline/records.js";
 import { SkipLog } from "../pipeline/skips.js";
-import { type ClipCut, decodeCut } from "./parquet-cut.js";
+import { augmentCut, type ClipCut, decodeCut } from "./parquet-cut.js";
 import { type PreparedRow, rowsOfTable } from "./parquet-schema.js";
 
 export { type ClipCut, decodeCut } from "./parquet-cut.js";
@@ -445,10 +445,12 @@ export async function* parquetExamples(o: ParquetExampleOptions): AsyncGenerator
   const threads = o.threads ?? 2;
   const skips = o.skips ?? new SkipLog();
   if (threads === 0) {
-    const stage = mapEach(({ clip, cut }: { clip: DecodedClip; cut: ClipCut }) =>
-      augmentClip(clip, { ...augment, text: () => textOf(cut) }),
-    );
-    yield* toAsyncIterable(flow(fromIterable(shuffledCuts(o)), decodeStage(o), stage));
+    const stage = mapConcurrent((cut: ClipCut) => augmentCut(cut, { ...augment, text: () => textOf(cut) }), {
+      concurrency: o.concurrency ?? 2,
+      buffer: o.buffer ?? 2,
+      onError: recordCutSkip(skips),
+    });
+    yield* toAsyncIterable(flow(fromIterable(shuffledCuts(o)), stage));
     return;
   }
   const pool = augmentPool(threads);

@@ -2,10 +2,13 @@
  * The native builds of the per-clip hot loops (native/*.c, compiled by `npm run build` with node-gyp against Node's
  * own headers): the training video kernel (crop.ts `cropResizeColour`; AVX-512, AVX2 and baseline versions chosen
  * when it loads) and the audio noise (audio.ts `addGaussianNoise`). Each has the same arguments and results as its
- * JavaScript reference, within float rounding (test/operators/native.test.ts compares them).
+ * JavaScript reference, within float rounding (test/operators/native.test.ts compares them). A second library
+ * (native/jpeg, linked with the system's libjpeg-turbo) decodes a region of a stored JPEG frame for the Parquet
+ * source (datasets/parquet-cut.ts), which otherwise decodes whole frames with sharp.
  *
- * Where no C compiler was available at install, the library is missing and the JavaScript kernels run;
- * `nativeKernelStatus` says which and why, and `VATT_NATIVE=0` forces JavaScript.
+ * Where no C compiler (or no libjpeg headers) was available at install, a library is missing and the JavaScript /
+ * sharp paths run; `nativeKernelStatus` and `jpegDecoderStatus` say which and why, and `VATT_NATIVE=0` turns both
+ * off.
  */
 import { createRequire } from "node:module";
 import type { ColourFactors } from "./color.js";
@@ -41,16 +44,31 @@ interface NativeKernels {
   ): void;
 }
 
-/** Built by node-gyp into build/Release at the package root (two levels above dist/operators). */
-const LIBRARY = "../../build/Release/vatt_kernels.node";
+interface JpegDecoder {
+  decodeJpegRegion(
+    jpeg: Uint8Array,
+    width: number,
+    height: number,
+    x: number,
+    y: number,
+    w: number,
+    h: number,
+    out: Uint8Array,
+    outOffset: number,
+  ): void;
+}
 
-const loaded: NativeKernels | Error = (() => {
+/** Built by node-gyp under the package root (two levels above dist/operators). */
+function load<T>(library: string): T | Error {
   try {
-    return createRequire(import.meta.url)(LIBRARY) as NativeKernels;
+    return createRequire(import.meta.url)(library) as T;
   } catch (error) {
     return error instanceof Error ? error : new Error(String(error));
   }
-})();
+}
+
+const loaded = load<NativeKernels>("../../build/Release/vatt_kernels.node");
+const jpeg = load<JpegDecoder>("../../native/jpeg/build/Release/vatt_jpeg.node");
 
 /** Whether the compiled kernels loaded, else the reason they did not. */
 export const nativeKernelStatus: { available: boolean; reason?: string } =
@@ -58,6 +76,13 @@ export const nativeKernelStatus: { available: boolean; reason?: string } =
 
 /** Whether callers should use the native kernels: loaded, and not turned off with VATT_NATIVE=0. */
 export const useNativeKernels = nativeKernelStatus.available && process.env.VATT_NATIVE !== "0";
+
+/** Whether the libjpeg region decoder loaded, else the reason it did not. */
+export const jpegDecoderStatus: { available: boolean; reason?: string } =
+  jpeg instanceof Error ? { available: false, reason: jpeg.message.split("\n")[0] } : { available: true };
+
+/** Whether the Parquet source should decode frames with it (loaded, and VATT_NATIVE is not 0). */
+export const useNativeJpeg = jpegDecoderStatus.available && process.env.VATT_NATIVE !== "0";
 
 function library(): NativeKernels {
   if (loaded instanceof Error) throw loaded;
@@ -119,4 +144,20 @@ export function addGaussianNoiseNative(
 ): Float32Array {
   library().addGaussianNoise(audio, out, sigma, words, zig.k, zig.w, zig.f, zig.r);
   return out;
+}
+
+/**
+ * Decodes the `box` region of a `width` x `height` RGB JPEG into `out` at `outOffset` (box.width * box.height * 3
+ * bytes, rows packed). Throws libjpeg's message for a damaged frame, or the sizes for a frame of another size.
+ */
+export function decodeJpegRegionNative(
+  data: Uint8Array,
+  width: number,
+  height: number,
+  box: CropBox,
+  out: Uint8Array,
+  outOffset: number,
+): void {
+  if (jpeg instanceof Error) throw jpeg;
+  jpeg.decodeJpegRegion(data, width, height, box.x, box.y, box.width, box.height, out, outOffset);
 }

@@ -4,6 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { clipAudio, clipFrameIndices, parquetClips, parquetExamples } from "../../datasets/parquet.js";
 import { synthesizeDataset } from "../../datasets/synth.js";
 import { captionVocabulary, writeVocabulary } from "../../datasets/vocab.js";
+import { augmentClip } from "../../operators/augment.js";
 import { captionPositives } from "../../operators/captions.js";
 import { decodeClip } from "../../operators/decode.js";
 import type { Vocabulary } from "../../operators/tokenize.js";
@@ -111,6 +112,20 @@ describe("datasets/parquet: training from shards", () => {
     for (let j = 0; j < raw.audio.length; j++)
       audioDiff = Math.max(audioDiff, Math.abs(raw.audio[j] - clip.audio[j]));
     assert.ok(audioDiff < 1e-3, `largest audio difference ${audioDiff} (int16 rounding only)`);
+  });
+
+  it("augments from the crop's region of each stored frame exactly as from whole frames", async () => {
+    const augment = { outHeight: 32, outWidth: 32 };
+    const opts = { dir: shards, seed: 3, frames: 8, clipsPerRow: 2 };
+    const examples = await collect(parquetExamples({ ...opts, augment }));
+    const clips = await collect(parquetClips(opts));
+    assert.equal(examples.length, 8);
+    for (const [i, e] of examples.entries()) {
+      const whole = augmentClip(clips[i], { ...augment, seed: 3 });
+      assert.equal(e.id, whole.id);
+      assert.deepEqual(e.video, whole.video, `example ${i}`);
+      assert.deepEqual(e.audio, whole.audio);
+    }
   });
 
   it("produces augmented Examples with the stored token ids of the nearest captions", async () => {

@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import sharp from "sharp";
 import { addGaussianNoiseScalar, peakAbs, zigguratTables } from "../../operators/audio.js";
 import { drawColourFactors } from "../../operators/color.js";
 import { cropResizeColourScalar } from "../../operators/crop.js";
 import {
   addGaussianNoiseNative,
   cropResizeColourNative,
+  decodeJpegRegionNative,
+  jpegDecoderStatus,
   nativeKernelStatus,
 } from "../../operators/native.js";
 import { randomFor } from "../../pipeline/random.js";
@@ -122,5 +125,60 @@ describe("addGaussianNoiseNative against the JavaScript reference", { skip }, ()
       // exp/log may round differently in C and JavaScript on the slow path; nothing else may differ.
       assert.ok(differing < 50, `${differing} samples differ`);
     }
+  });
+});
+
+const noJpeg = jpegDecoderStatus.available ? false : `libjpeg decoder not built: ${jpegDecoderStatus.reason}`;
+
+describe("decodeJpegRegionNative against sharp", { skip: noJpeg }, () => {
+  it("decodes any region to the pixels of the whole frame (sharp's decode), cropped", async () => {
+    const [w, h] = [173, 97]; // not a multiple of the 16-pixel MCU either way
+    const rng = randomFor(4, 0, 0, "jpeg");
+    const pixels = Buffer.from(
+      new Uint8Array(w * h * 3).map((_, i) => (i * 7 + ((i / 300) | 0) * 13 + rng.int(40)) & 255),
+    );
+    for (const options of [{ quality: 90 }, { quality: 75, chromaSubsampling: "4:4:4" }]) {
+      const jpeg = await sharp(pixels, { raw: { width: w, height: h, channels: 3 } })
+        .jpeg(options)
+        .toBuffer();
+      const whole = await sharp(jpeg).raw().toBuffer();
+      for (let trial = 0; trial < 25; trial++) {
+        const bw = 1 + rng.int(w);
+        const bh = 1 + rng.int(h);
+        const box =
+          trial === 0
+            ? { x: 0, y: 0, width: w, height: h }
+            : { x: rng.int(w - bw + 1), y: rng.int(h - bh + 1), width: bw, height: bh };
+        const out = new Uint8Array(5 + box.width * box.height * 3);
+        decodeJpegRegionNative(jpeg, w, h, box, out, 5);
+        for (let y = 0; y < box.height; y++) {
+          const from = ((box.y + y) * w + box.x) * 3;
+          const got = out.subarray(5 + y * box.width * 3, 5 + (y + 1) * box.width * 3);
+          assert.deepEqual(
+            got,
+            new Uint8Array(whole.subarray(from, from + box.width * 3)),
+            `${JSON.stringify(box)} row ${y}`,
+          );
+        }
+      }
+    }
+  });
+
+  it("names what is wrong with a damaged or mis-sized frame", async () => {
+    const jpeg = await sharp({ create: { width: 32, height: 16, channels: 3, background: "#808080" } })
+      .jpeg()
+      .toBuffer();
+    const out = new Uint8Array(32 * 16 * 3);
+    const all = { x: 0, y: 0, width: 32, height: 16 };
+    assert.throws(
+      () => decodeJpegRegionNative(jpeg, 16, 16, { ...all, width: 16 }, out, 0),
+      /32x16x3, the row says 16x16x3/,
+    );
+    assert.throws(
+      () => decodeJpegRegionNative(jpeg.subarray(0, jpeg.length / 2), 32, 16, all, out, 0),
+      Error,
+    );
+    assert.throws(() => decodeJpegRegionNative(new Uint8Array(100), 32, 16, all, out, 0), /JPEG/i);
+    assert.throws(() => decodeJpegRegionNative(jpeg, 32, 16, all, out, 1), RangeError);
   });
 });
