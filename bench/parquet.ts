@@ -2,12 +2,14 @@
  * `npm run bench -- parquet [--json]`: training input from `vatt prepare` shards against the raw-video path, the
  * prepare throughput, and the peak RSS of writing a shard of over 1 GB.
  *
- * 1. Sources: 640x360 H.264 30 fps + AAC 44.1 kHz (testsrc2), listed in a manifest, one row per video.
+ * 1. Sources: 640x360 H.264 30 fps (x264 veryfast, 2 s GOP) + AAC 44.1 kHz (testsrc2), listed in a manifest, one
+ *    row per video.
  * 2. Prepare: the sources -> 2 shards (10 fps, short side 256, JPEG q90, int16 48 kHz): clips/s counts 3.2 s clips'
  *    worth of media decoded per second of wall time.
  * 3. Training input, the same Examples both ways with the same augmentation (inception crop -> 224x224, flip,
  *    colour, [-1, 1], audio noise) and 2 workers: raw = seek + ffmpeg decode per clip (pipeline/stream.ts);
- *    parquet = read row groups + JPEG decode with sharp (datasets/parquet.ts). ratio = parquet / raw.
+ *    parquet = read row groups + JPEG decode of the crop's region (libjpeg-turbo; sharp without it) in 2 worker
+ *    threads (datasets/parquet.ts). ratio = parquet / raw.
  * 4. Writing RSS: a child process (a fresh RSS high-water mark) prepares one shard of over 1 GB: 180 s of noisy
  *    640x360 video stored at short side 720, JPEG q100 (~0.8 MB a frame), in 5 s manifest rows.
  */
@@ -30,16 +32,27 @@ const SOURCES = 4;
 const SOURCE_SECONDS = 20;
 const CLIPS_PER_VIDEO = 12;
 const CLIP_SECONDS = 3.2;
+/**
+ * x264 preset of the sources, as in bench/pipeline.ts: "veryfast" keeps CABAC, B-frames and deblocking, as real
+ * (YouTube) streams have; "ultrafast" turns them off and makes decoding unusually cheap (measured: ratio 2.9 there).
+ */
+const SOURCE_PRESET = "veryfast";
 
 const mb = (bytes: number) => round(bytes / 2 ** 20, 1);
 
-async function encode(file: string, video: string, seconds: number, extra: string[] = []): Promise<void> {
+async function encode(
+  file: string,
+  video: string,
+  seconds: number,
+  extra: string[] = [],
+  preset = "ultrafast",
+): Promise<void> {
   await runMediaTool(
     "ffmpeg",
     [
       ...["-y", "-loglevel", "error", "-f", "lavfi", "-i", video, "-f", "lavfi"],
       ...["-i", `sine=frequency=440:sample_rate=44100:duration=${seconds}`, ...extra],
-      ...["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "60", "-c:a", "aac", file],
+      ...["-c:v", "libx264", "-preset", preset, "-pix_fmt", "yuv420p", "-g", "60", "-c:a", "aac", file],
     ],
     { timeoutMs: 300_000 },
   );
@@ -119,7 +132,13 @@ export async function benchParquet(opts: { json: boolean }): Promise<Record<stri
     const files: string[] = [];
     for (let i = 0; i < SOURCES; i++) {
       files.push(join(dir, `src${i}.mp4`));
-      await encode(files[i], `testsrc2=size=640x360:rate=30:duration=${SOURCE_SECONDS}`, SOURCE_SECONDS);
+      await encode(
+        files[i],
+        `testsrc2=size=640x360:rate=30:duration=${SOURCE_SECONDS}`,
+        SOURCE_SECONDS,
+        [],
+        SOURCE_PRESET,
+      );
     }
     const list = await writeManifest(dir, files, SOURCE_SECONDS, SOURCE_SECONDS);
     note("sources written; preparing");
@@ -181,7 +200,7 @@ export async function benchParquet(opts: { json: boolean }): Promise<Record<stri
     const result = {
       name: "parquet",
       workers: WORKERS,
-      source: `${SOURCES} x ${SOURCE_SECONDS} s of 640x360 H.264 30 fps + AAC 44.1 kHz`,
+      source: `${SOURCES} x ${SOURCE_SECONDS} s of 640x360 H.264 30 fps (x264 ${SOURCE_PRESET}) + AAC 44.1 kHz`,
       clip: "32 frames @ 10 fps, short side 256 -> 224x224 inception crop + flip + colour, 153600 samples @ 48 kHz",
       parquetExamplesPerSecond: round(pqRate),
       rawExamplesPerSecond: round(rawRate),
