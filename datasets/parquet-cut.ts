@@ -5,8 +5,8 @@
 import sharp from "sharp";
 import { type AugmentOptions, applyAugmentation, drawAugmentation } from "../operators/augment.js";
 import type { CropBox } from "../operators/crop.js";
-import { decodeJpegRegionNative, useNativeJpeg } from "../operators/native.js";
 import { uninitialisedBytes } from "../pipeline/buffers.js";
+import { decodeJpegRegionNative, useNativeJpeg } from "../pipeline/native.js";
 import type { ClipRef, DecodedClip, Example } from "../pipeline/records.js";
 
 /** A clip cut from a row: its JPEG frames and audio, copied out of the row group (small, ready to shuffle). */

@@ -1,15 +1,17 @@
 /**
- * Fused optimiser updates for the wasm backend: one pass of plain JavaScript per parameter over the wasm heap,
- * updating weights and slots in place, instead of a dozen tfjs kernels per parameter (each a full pass over memory,
- * plus engine bookkeeping). For the tiny preset's 2^16 x 64 word table that is the difference between ~15 passes
- * over 4 M entries and one.
+ * Fused optimiser updates for the wasm backend: one pass per parameter over the wasm heap, updating weights and
+ * slots in place, instead of a dozen tfjs kernels per parameter (each a full pass over memory, plus engine
+ * bookkeeping). For the tiny preset's 2^16 x 64 word table that is the difference between ~15 passes over 4 M
+ * entries and one. The pass is native/optim.c (vectorised C, float32) when the native kernels are built, else the
+ * JavaScript loops below (double-precision intermediates).
  *
- * The arithmetic is model/optim.ts's exactly (NaN gradients zeroed, global norm, optional clipping, Keras Adam /
- * SGD momentum); sums are accumulated in double precision, so the reported norm can differ from the tfjs one in the
- * last float32 digits. Used only when the fast path is on (it needs no native library), the backend is wasm, and every weight and slot is
- * held by nobody else (in-place writes must not change a tensor someone shares).
+ * The arithmetic is model/optim.ts's (NaN gradients zeroed, global norm, optional clipping, Keras Adam / SGD
+ * momentum); norms are summed in double precision, so the reported norm and the weights can differ from the tfjs
+ * ones in the last float32 digits (tested within tolerance). Used only when the fast path is on, the backend is
+ * wasm, and every weight and slot is held by nobody else (in-place writes must not change a tensor someone shares).
  */
 import * as tf from "@tensorflow/tfjs";
+import { nativeOptimizerKernels } from "../pipeline/native.js";
 import { fastKernelsInfo, type WasmBackendLike } from "./kernels.js";
 import type { ParamMap } from "./params.js";
 
@@ -71,10 +73,15 @@ export function fusedApplyGradients(
       if (x?.dtype !== "float32" || x.size !== p.size || b.refCount(x.dataId) !== 1) return undefined;
     }
   }
+  const native = nativeOptimizerKernels();
   // Global norm over the NaN-cleaned gradients.
   let squares = 0;
   for (const name of names) {
     const g = view(b, grads[name]);
+    if (native) {
+      squares += native.sumSquares(g);
+      continue;
+    }
     let s = 0;
     for (let i = 0; i < g.length; i++) {
       const x = g[i];
@@ -97,6 +104,10 @@ export function fusedApplyGradients(
       const p = view(b, params[name]);
       const ms = view(b, o.slots[`adam/m/${name}`]);
       const vs = view(b, o.slots[`adam/v/${name}`]);
+      if (native) {
+        native.adamUpdate(p, ms, vs, g, factor, b1, b2, eps, lrT);
+        continue;
+      }
       // Double-precision intermediates, rounded to float32 on store (within an ulp of tfjs's float32 kernels).
       for (let i = 0; i < g.length; i++) {
         let x = g[i];

@@ -7,6 +7,7 @@
 #endif
 
 #include "audio_noise.h"
+#include "optim.h"
 #include "crop_colour.h"
 
 #define CHECK(call)                                                                                          \
@@ -107,6 +108,46 @@ static napi_value AddGaussianNoise(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// sumSquares(g: Float32Array): number (NaN entries count as 0)
+static napi_value SumSquares(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *g;
+  size_t n;
+  if (argc != 1 || !typed_array(env, argv[0], napi_float32_array, &g, &n)) {
+    napi_throw_type_error(env, NULL, "sumSquares: expected a Float32Array");
+    return NULL;
+  }
+  napi_value result;
+  CHECK(napi_create_double(env, sum_squares(g, n), &result));
+  return result;
+}
+
+// adamUpdate(p, m, v, g: Float32Array (same length), factor, beta1, beta2, epsilon, lrT): undefined
+static napi_value AdamUpdate(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *arrays[4];
+  size_t lengths[4];
+  for (int i = 0; i < 4; i++) {
+    if (argc != 9 || !typed_array(env, argv[i], napi_float32_array, &arrays[i], &lengths[i])) {
+      napi_throw_type_error(env, NULL, "adamUpdate: expected (p, m, v, g) Float32Arrays and 5 numbers");
+      return NULL;
+    }
+  }
+  if (lengths[1] != lengths[0] || lengths[2] != lengths[0] || lengths[3] != lengths[0]) {
+    napi_throw_range_error(env, NULL, "adamUpdate: p, m, v and g must have the same length");
+    return NULL;
+  }
+  double k[5];
+  for (int i = 0; i < 5; i++) CHECK(napi_get_value_double(env, argv[4 + i], &k[i]));
+  adam_update(arrays[0], arrays[1], arrays[2], arrays[3], lengths[0], (float)k[0], k[1], k[2], (float)k[3],
+              (float)k[4]);
+  return NULL;
+}
+
 static int export_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   return napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn) == napi_ok &&
@@ -123,7 +164,9 @@ NAPI_MODULE_INIT() {
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
 #endif
   if (!export_function(env, exports, "cropResizeColour", CropResizeColour) ||
-      !export_function(env, exports, "addGaussianNoise", AddGaussianNoise)) {
+      !export_function(env, exports, "addGaussianNoise", AddGaussianNoise) ||
+      !export_function(env, exports, "sumSquares", SumSquares) ||
+      !export_function(env, exports, "adamUpdate", AdamUpdate)) {
     return NULL;
   }
   return exports;

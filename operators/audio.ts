@@ -4,8 +4,8 @@
  * short clip in step with its video) lives in decode.ts; these run afterwards.
  */
 import { uninitialisedFloat32 } from "../pipeline/buffers.js";
+import { addGaussianNoiseNative, useNativeKernels, type ZigguratTables } from "../pipeline/native.js";
 import { type Random, randomFromWords } from "../pipeline/random.js";
-import { addGaussianNoiseNative, useNativeKernels, type ZigguratTables } from "./native.js";
 
 /** Largest |x|. */
 export function peakAbs(audio: Float32Array): number {
@@ -98,7 +98,7 @@ export const zigguratTables: ZigguratTables = { k: zigK, w: zigW, f: zigF, r: ZI
  * The reference's pretraining noise: x + N(0, sigma^2) with sigma = relative * max|x| (reference: 0.01), clipped to
  * [-1, 1]. Silent clips stay silent (sigma 0). Returns a new array. The normals come from a ziggurat over an sfc32
  * stream seeded by four words of `rng` (same rng state, same noise), in C when the native kernels are built
- * (operators/native.ts; ~0.3 ms instead of ~2.8 ms for a 153,600-sample clip) and in JavaScript otherwise.
+ * (pipeline/native.ts; ~0.3 ms instead of ~2.8 ms for a 153,600-sample clip) and in JavaScript otherwise.
  */
 export function addGaussianNoise(audio: Float32Array, rng: Random, relative = 0.01): Float32Array {
   const sigma = relative * peakAbs(audio);

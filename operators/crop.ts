@@ -12,9 +12,9 @@
  * exact half-pixel bilinear of tf.image.resize; `geometryIn: "ffmpeg"` in pipeline/stream.ts is the other.
  */
 import { uninitialisedFloat32 } from "../pipeline/buffers.js";
+import { cropResizeColourNative, useNativeKernels } from "../pipeline/native.js";
 import type { Random } from "../pipeline/random.js";
 import { type ColourFactors, finishColourFrame } from "./color.js";
-import { cropResizeColourNative, useNativeKernels } from "./native.js";
 
 /** A crop rectangle in whole pixels of the frame it applies to. */
 export interface CropBox {

@@ -10,7 +10,8 @@ import {
   decodeJpegRegionNative,
   jpegDecoderStatus,
   nativeKernelStatus,
-} from "../../operators/native.js";
+  nativeOptimizerKernels,
+} from "../../pipeline/native.js";
 import { randomFor } from "../../pipeline/random.js";
 
 const skip = nativeKernelStatus.available ? false : `native kernels not built: ${nativeKernelStatus.reason}`;
@@ -180,5 +181,37 @@ describe("decodeJpegRegionNative against sharp", { skip: noJpeg }, () => {
     );
     assert.throws(() => decodeJpegRegionNative(new Uint8Array(100), 32, 16, all, out, 0), /JPEG/i);
     assert.throws(() => decodeJpegRegionNative(jpeg, 32, 16, all, out, 1), RangeError);
+  });
+});
+
+describe("native optimiser loops against the formulas", { skip }, () => {
+  it("sums squares skipping NaN, and applies Keras Adam in place", () => {
+    const kernels = nativeOptimizerKernels();
+    assert.ok(kernels, "native kernels in use");
+    const rng = randomFor(5, 0, 0, "adam");
+    const n = 10_007;
+    const g = new Float32Array(n).map((_, i) => (i % 997 === 0 ? Number.NaN : rng.uniform(-2, 2)));
+    let squares = 0;
+    for (const x of g) if (!Number.isNaN(x)) squares += x * x;
+    assert.ok(Math.abs(kernels.sumSquares(g) - squares) < 1e-6 * squares);
+    const p = new Float32Array(n).map(() => rng.uniform(-1, 1));
+    const m = new Float32Array(n).map(() => rng.uniform(-0.1, 0.1));
+    const v = new Float32Array(n).map(() => rng.uniform(0, 0.01));
+    const [want, wantM, wantV] = [Float32Array.from(p), Float32Array.from(m), Float32Array.from(v)];
+    const [factor, b1, b2, eps, lrT] = [0.5, 0.9, 0.999, 1e-7, 1e-3];
+    for (let i = 0; i < n; i++) {
+      const x = Number.isNaN(g[i]) ? 0 : g[i] * factor;
+      wantM[i] = b1 * wantM[i] + (1 - b1) * x;
+      wantV[i] = b2 * wantV[i] + (1 - b2) * x * x;
+      want[i] -= (wantM[i] / (Math.sqrt(wantV[i]) + eps)) * lrT;
+    }
+    kernels.adamUpdate(p, m, v, g, factor, b1, b2, eps, lrT);
+    for (let i = 0; i < n; i++) {
+      // float32 arithmetic against double: a few ulps of the terms' size (m ~0.2, v ~0.01).
+      assert.ok(Math.abs(m[i] - wantM[i]) <= 1e-7, `m[${i}]: ${m[i]} != ${wantM[i]}`);
+      assert.ok(Math.abs(v[i] - wantV[i]) <= 1e-8, `v[${i}]: ${v[i]} != ${wantV[i]}`);
+      assert.ok(Math.abs(p[i] - want[i]) <= 1e-6, `p[${i}]: ${p[i]} != ${want[i]}`);
+    }
+    assert.throws(() => kernels.adamUpdate(p, m, v, g.subarray(1), factor, b1, b2, eps, lrT), RangeError);
   });
 });

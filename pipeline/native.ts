@@ -2,7 +2,7 @@
  * The native builds of the per-clip hot loops (native/*.c, compiled by `npm run build` with node-gyp against Node's
  * own headers): the training video kernel (crop.ts `cropResizeColour`; AVX-512, AVX2 and baseline versions chosen
  * when it loads) and the audio noise (audio.ts `addGaussianNoise`). Each has the same arguments and results as its
- * JavaScript reference, within float rounding (test/operators/native.test.ts compares them). A second library
+ * JavaScript reference, within float rounding (test/pipeline/native.test.ts compares them). A second library
  * (native/jpeg, linked with the system's libjpeg-turbo) decodes a region of a stored JPEG frame for the Parquet
  * source (datasets/parquet-cut.ts), which otherwise decodes whole frames with sharp.
  *
@@ -11,8 +11,8 @@
  * off.
  */
 import { createRequire } from "node:module";
-import type { ColourFactors } from "./color.js";
-import type { CropBox } from "./crop.js";
+import type { ColourFactors } from "../operators/color.js";
+import type { CropBox } from "../operators/crop.js";
 
 interface NativeKernels {
   cropResizeColour(
@@ -41,6 +41,18 @@ interface NativeKernels {
     zigW: Float64Array,
     zigF: Float64Array,
     zigR: number,
+  ): void;
+  sumSquares(g: Float32Array): number;
+  adamUpdate(
+    p: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    g: Float32Array,
+    factor: number,
+    beta1: number,
+    beta2: number,
+    epsilon: number,
+    lrT: number,
   ): void;
 }
 
@@ -160,4 +172,9 @@ export function decodeJpegRegionNative(
 ): void {
   if (jpeg instanceof Error) throw jpeg;
   jpeg.decodeJpegRegion(data, width, height, box.x, box.y, box.width, box.height, out, outOffset);
+}
+
+/** The native optimiser loops (native/optim.c), or undefined where the kernels are not in use. */
+export function nativeOptimizerKernels(): Pick<NativeKernels, "sumSquares" | "adamUpdate"> | undefined {
+  return useNativeKernels && !(loaded instanceof Error) ? loaded : undefined;
 }
