@@ -4,6 +4,7 @@
  * gradient fails there; ScatterNd sums duplicate indices and exists everywhere).
  */
 import * as tf from "@tensorflow/tfjs";
+import { dropoutMask } from "../pipeline/native.js";
 import type { Random } from "../pipeline/random.js";
 
 /** What a forward pass needs besides weights and inputs. */
@@ -49,11 +50,22 @@ export function gelu(x: tf.Tensor): tf.Tensor {
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
 }
 
-/** Inverted dropout with a seed drawn from the context's generator, so a step is reproducible. */
+/**
+ * Inverted dropout: x * mask, the mask 1 / (1 - rate) where a uniform draw is at least `rate`, else 0, drawn from
+ * an sfc32 stream seeded by the context's generator (pipeline/native.ts `dropoutMask`, native when built), so a
+ * step is reproducible. Made here rather than with tf.dropout, whose uniform draws (tf.randomUniform) are generated
+ * one by one in JavaScript: ~7 ms of a 64 ms tiny step.
+ */
 export function dropout(x: tf.Tensor, ctx: ForwardContext, rate = ctx.dropout): tf.Tensor {
   if (!ctx.training || rate <= 0) return x;
   if (!ctx.rng) throw new Error("dropout in training needs a random generator");
-  return tf.dropout(x, rate, undefined, ctx.rng.int(2 ** 31));
+  const mask = dropoutMask(x.size, rate, [
+    ctx.rng.nextUint32(),
+    ctx.rng.nextUint32(),
+    ctx.rng.nextUint32(),
+    1,
+  ]);
+  return tf.tidy(() => tf.mul(x, tf.tensor(mask, x.shape, "float32")));
 }
 
 /** table[ids] along axis 0, differentiable on every backend. */

@@ -4,19 +4,7 @@
 #include <stdint.h>
 
 #include "audio_noise.h"
-
-struct sfc32 {
-  uint32_t a, b, c, d;
-};
-
-static inline uint32_t sfc32_next(struct sfc32 *s) {
-  uint32_t t = s->a + s->b + s->d;
-  s->d += 1;
-  s->a = s->b ^ (s->b >> 9);
-  s->b = s->c + (s->c << 3);
-  s->c = ((s->c << 21) | (s->c >> 11)) + t;
-  return t;
-}
+#include "sfc32.h"
 
 // Uniform in (0, 1).
 static inline double open01(struct sfc32 *s) { return ((double)sfc32_next(s) + 0.5) / 4294967296.0; }
@@ -42,8 +30,7 @@ static double normal_tail(struct sfc32 *s, int32_t m, int i, const struct ziggur
 
 void add_gaussian_noise(const float *audio, float *out, size_t n, double sigma, const uint32_t words[4],
                         const struct ziggurat *z) {
-  struct sfc32 s = {words[0], words[1], words[2], words[3]};
-  for (int i = 0; i < 12; i++) sfc32_next(&s);  // warm up, as pipeline/random.ts does
+  struct sfc32 s = sfc32_from_words(words);
   for (size_t i = 0; i < n; i++) {
     int32_t u = (int32_t)sfc32_next(&s);
     int layer = u & 127;
@@ -52,4 +39,11 @@ void add_gaussian_noise(const float *audio, float *out, size_t n, double sigma, 
     double v = audio[i] + sigma * normal;
     out[i] = (float)(v > 1 ? 1 : v < -1 ? -1 : v);
   }
+}
+
+void dropout_mask(float *out, size_t n, double rate, const uint32_t words[4]) {
+  struct sfc32 s = sfc32_from_words(words);
+  const double threshold = rate * 4294967296.0;
+  const float kept = (float)(1.0 / (1.0 - rate));
+  for (size_t i = 0; i < n; i++) out[i] = (double)sfc32_next(&s) >= threshold ? kept : 0.0f;
 }

@@ -108,6 +108,24 @@ static napi_value AddGaussianNoise(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// dropoutMask(out: Float32Array, rate, words: Uint32Array(4)): undefined
+static napi_value DropoutMask(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *out, *words;
+  size_t n, count;
+  double rate;
+  if (argc != 3 || !typed_array(env, argv[0], napi_float32_array, &out, &n) ||
+      napi_get_value_double(env, argv[1], &rate) != napi_ok ||
+      !typed_array(env, argv[2], napi_uint32_array, &words, &count) || count != 4 || !(rate >= 0 && rate < 1)) {
+    napi_throw_type_error(env, NULL, "dropoutMask: expected (Float32Array, rate in [0, 1), Uint32Array(4))");
+    return NULL;
+  }
+  dropout_mask(out, n, rate, words);
+  return NULL;
+}
+
 // sumSquares(g: Float32Array): number (NaN entries count as 0)
 static napi_value SumSquares(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -165,6 +183,7 @@ NAPI_MODULE_INIT() {
 #endif
   if (!export_function(env, exports, "cropResizeColour", CropResizeColour) ||
       !export_function(env, exports, "addGaussianNoise", AddGaussianNoise) ||
+      !export_function(env, exports, "dropoutMask", DropoutMask) ||
       !export_function(env, exports, "sumSquares", SumSquares) ||
       !export_function(env, exports, "adamUpdate", AdamUpdate)) {
     return NULL;

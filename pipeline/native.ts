@@ -13,6 +13,7 @@
 import { createRequire } from "node:module";
 import type { ColourFactors } from "../operators/color.js";
 import type { CropBox } from "../operators/crop.js";
+import { randomFromWords } from "./random.js";
 
 interface NativeKernels {
   cropResizeColour(
@@ -42,6 +43,7 @@ interface NativeKernels {
     zigF: Float64Array,
     zigR: number,
   ): void;
+  dropoutMask(out: Float32Array, rate: number, words: Uint32Array): void;
   sumSquares(g: Float32Array): number;
   adamUpdate(
     p: Float32Array,
@@ -177,4 +179,25 @@ export function decodeJpegRegionNative(
 /** The native optimiser loops (native/optim.c), or undefined where the kernels are not in use. */
 export function nativeOptimizerKernels(): Pick<NativeKernels, "sumSquares" | "adamUpdate"> | undefined {
   return useNativeKernels && !(loaded instanceof Error) ? loaded : undefined;
+}
+
+/**
+ * Inverted-dropout mask of `length` (1 / (1 - rate) where the next word of sfc32 seeded with `words` is at least
+ * rate * 2^32, else 0): native when the kernels are in use, else the same stream in JavaScript.
+ */
+export function dropoutMask(
+  length: number,
+  rate: number,
+  words: [number, number, number, number],
+): Float32Array {
+  const mask = new Float32Array(length);
+  if (useNativeKernels && !(loaded instanceof Error)) {
+    loaded.dropoutMask(mask, rate, Uint32Array.from(words));
+    return mask;
+  }
+  const bits = randomFromWords(words);
+  const threshold = rate * 2 ** 32;
+  const kept = Math.fround(1 / (1 - rate));
+  for (let i = 0; i < length; i++) mask[i] = bits.nextUint32() >= threshold ? kept : 0;
+  return mask;
 }

@@ -8,11 +8,13 @@ import {
   addGaussianNoiseNative,
   cropResizeColourNative,
   decodeJpegRegionNative,
+  dropoutMask,
   jpegDecoderStatus,
   nativeKernelStatus,
   nativeOptimizerKernels,
+  useNativeKernels,
 } from "../../pipeline/native.js";
-import { randomFor } from "../../pipeline/random.js";
+import { randomFor, randomFromWords } from "../../pipeline/random.js";
 
 const skip = nativeKernelStatus.available ? false : `native kernels not built: ${nativeKernelStatus.reason}`;
 
@@ -184,7 +186,9 @@ describe("decodeJpegRegionNative against sharp", { skip: noJpeg }, () => {
   });
 });
 
-describe("native optimiser loops against the formulas", { skip }, () => {
+describe("native optimiser loops against the formulas", {
+  skip: skip || (!useNativeKernels && "VATT_NATIVE=0"),
+}, () => {
   it("sums squares skipping NaN, and applies Keras Adam in place", () => {
     const kernels = nativeOptimizerKernels();
     assert.ok(kernels, "native kernels in use");
@@ -213,5 +217,21 @@ describe("native optimiser loops against the formulas", { skip }, () => {
       assert.ok(Math.abs(p[i] - want[i]) <= 1e-6, `p[${i}]: ${p[i]} != ${want[i]}`);
     }
     assert.throws(() => kernels.adamUpdate(p, m, v, g.subarray(1), factor, b1, b2, eps, lrT), RangeError);
+  });
+});
+
+describe("dropoutMask", () => {
+  it("keeps 1 - rate of the entries, scaled by 1 / (1 - rate), from the seed words' sfc32 stream", () => {
+    const words: [number, number, number, number] = [11, 22, 33, 1];
+    const mask = dropoutMask(100_000, 0.1, words);
+    const bits = randomFromWords(words);
+    const kept = Math.fround(1 / 0.9);
+    let zeros = 0;
+    for (let i = 0; i < mask.length; i++) {
+      assert.equal(mask[i], bits.nextUint32() >= 0.1 * 2 ** 32 ? kept : 0, `entry ${i}`);
+      if (mask[i] === 0) zeros++;
+    }
+    assert.ok(Math.abs(zeros / mask.length - 0.1) < 0.005, `${zeros} dropped`);
+    assert.notDeepEqual(dropoutMask(1000, 0.1, [11, 22, 34, 1]), mask.subarray(0, 1000));
   });
 });

@@ -94,10 +94,7 @@ describe("training loop", () => {
         `${second.summary.losses[i].loss} vs ${tail[i].loss}`,
       );
     }
-    assert.ok(
-      straight.summary.losses[5].loss < straight.summary.losses[0].loss,
-      "loss falls on repeated data",
-    );
+    // Learning itself is tested on a fixed batch (test/model/train.test.ts): these batches differ every step.
     // keep = 2: steps 3 and 6 remain.
     assert.deepEqual(
       (await listCheckpoints(join(dir, "resumed"))).map((c) => c.step),
