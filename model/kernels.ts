@@ -278,6 +278,52 @@ const REPLACEMENTS: Record<(typeof FAST_KERNELS)[number], tf.KernelFunc> = {
   Identity: identityKernel as unknown as tf.KernelFunc,
 };
 
+/** The parts of tfjs-core's Engine (4.x) that `shareSavedTensors` relies on. */
+interface EngineInternals {
+  saveTensorsForBackwardMode(tensors: tf.Tensor[]): tf.Tensor[];
+  makeTensorFromTensorInfo(info: tf.TensorInfo, backend?: unknown): tf.Tensor;
+  keep<T extends tf.Tensor>(t: T): T;
+  state: { tensorInfo: WeakMap<object, { backend: { incRef?(dataId: object): void } }> };
+}
+
+let savedTensorsPatch:
+  | { engine: EngineInternals; original: EngineInternals["saveTensorsForBackwardMode"] }
+  | undefined;
+
+/**
+ * The engine saves every input and output a gradient will need by cloning it: an Identity kernel run (a copy on
+ * stock wasm) plus a tape node for the clone, ~1,000 of each per tiny step. Saved tensors are only read by
+ * gradient functions, never differentiated through, so sharing the memory (a reference count, as Reshape does)
+ * gives the same gradients without the kernel runs and tape nodes. Installed with the fast kernels; anything
+ * unexpected (another tfjs version, a backend without reference counts) keeps the engine's own way.
+ */
+function shareSavedTensors(): void {
+  const engine = tf.engine() as unknown as EngineInternals;
+  if (savedTensorsPatch || typeof engine.saveTensorsForBackwardMode !== "function") return;
+  if (typeof engine.makeTensorFromTensorInfo !== "function" || !engine.state?.tensorInfo) return;
+  const original = engine.saveTensorsForBackwardMode;
+  engine.saveTensorsForBackwardMode = function share(this: EngineInternals, tensors: tf.Tensor[]) {
+    const infos = tensors.map((t) => this.state.tensorInfo.get(t.dataId));
+    if (tensors.some((t, i) => t.dtype === "string" || typeof infos[i]?.backend.incRef !== "function")) {
+      return original.call(this, tensors);
+    }
+    return tensors.map((t, i) => {
+      const backend = infos[i]!.backend;
+      backend.incRef!(t.dataId);
+      return this.keep(
+        this.makeTensorFromTensorInfo({ dataId: t.dataId, shape: t.shape, dtype: t.dtype }, backend),
+      );
+    });
+  };
+  savedTensorsPatch = { engine, original };
+}
+
+function restoreSavedTensors(): void {
+  if (!savedTensorsPatch) return;
+  savedTensorsPatch.engine.saveTensorsForBackwardMode = savedTensorsPatch.original;
+  savedTensorsPatch = undefined;
+}
+
 /**
  * Registers the fast kernels for 'wasm' (call after the wasm backend is registered; it need not be active).
  * Returns what is in force; on failure the stock kernels stay and `reason` says why.
@@ -311,6 +357,7 @@ export function enableFastKernels(opts: { threads?: number } = {}): FastKernelsI
     // The stock setup stays: it prepares the fallback when the backend initialises after this call.
     tf.registerKernel({ ...config, kernelFunc: REPLACEMENTS[name] });
   }
+  shareSavedTensors();
   info = {
     enabled: true,
     fusedOptimizer: true,
@@ -324,6 +371,7 @@ export function enableFastKernels(opts: { threads?: number } = {}): FastKernelsI
 
 /** Puts the stock wasm kernels back (a no-op when the fast ones are not installed). */
 export function disableFastKernels(): void {
+  restoreSavedTensors();
   if (stock) {
     for (const [name, config] of stock) {
       if (tf.getKernel(name, "wasm")) tf.unregisterKernel(name, "wasm");

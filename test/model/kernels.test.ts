@@ -176,6 +176,33 @@ test("the fast kernels leave no tensors or heap data behind", async (t) => {
   tf.dispose([a, b]);
 });
 
+test("gradients through saved tensors (shared, not cloned, on the fast path) match the cpu backend", async (t) => {
+  if (fastReason) return t.skip(fastReason);
+  // A small attention + norm + GELU-like graph: every op saves inputs or outputs for its gradient.
+  const grads = () =>
+    tf.tidy(() => {
+      const x = tf.tensor3d(values([2, 6, 8], 5), [2, 6, 8]);
+      const w = tf.tensor2d(values([8, 8], 6), [8, 8]);
+      const f = (xi: tf.Tensor, wi: tf.Tensor) => {
+        const h = tf.matMul(xi.reshape([12, 8]), wi).reshape([2, 6, 8]);
+        const scores = tf.softmax(tf.matMul(h, xi, false, true));
+        const mixed = tf.matMul(scores, h);
+        const centred = tf.sub(mixed, tf.mean(mixed, -1, true));
+        const normed = tf.mul(centred, tf.rsqrt(tf.add(tf.mean(tf.square(centred), -1, true), 1e-6)));
+        return tf.sum(tf.mul(normed, tf.exp(tf.mul(tf.erf(normed), 0.5))));
+      };
+      return tf
+        .grads(f)([x, w])
+        .map((g) => g.dataSync() as Float32Array);
+    });
+  const want = await onBackend("cpu", grads);
+  const before = tf.memory().numTensors;
+  const got = await onBackend("wasm", grads);
+  assert.equal(tf.memory().numTensors, before, "no tensor left behind");
+  assertClose(got[0], want[0], "d/dx");
+  assertClose(got[1], want[1], "d/dw");
+});
+
 test("shape planning folds a shared right operand's batch into rows and rejects bad shapes", () => {
   const p = planProduct([4, 5, 7], [7, 3], false, false);
   assert.deepEqual(p.dimsA, [20, 7]);
