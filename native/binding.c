@@ -1,4 +1,4 @@
-// Node-API entry points of the native kernels (loaded by operators/crop-native.ts). Arguments are checked here so
+// Node-API entry points of the native kernels (loaded by pipeline/native.ts). Arguments are checked here so
 // that a wrong call throws a TypeError or RangeError instead of reading or writing out of bounds.
 #include <node_api.h>
 #include <stddef.h>
@@ -9,20 +9,13 @@
 #include "audio_noise.h"
 #include "optim.h"
 #include "crop_colour.h"
+#include "node_api_helpers.h"
 
 #define CHECK(call)                                                                                          \
   if ((call) != napi_ok) {                                                                                   \
     napi_throw_error(env, NULL, "vatt native kernel: Node-API call failed: " #call);                         \
     return NULL;                                                                                             \
   }
-
-static int typed_array(napi_env env, napi_value value, napi_typedarray_type want, void **data, size_t *length) {
-  bool is;
-  napi_typedarray_type type;
-  if (napi_is_typedarray(env, value, &is) != napi_ok || !is) return 0;
-  if (napi_get_typedarray_info(env, value, &type, length, data, NULL, NULL) != napi_ok) return 0;
-  return type == want;
-}
 
 // cropResizeColour(frames: Uint8Array, numFrames, height, width, boxX, boxY, boxW, boxH, outH, outW, flip,
 //                  colour: Float32Array [brightness, saturation, contrast, hue6] | null, scale, shift,

@@ -13,6 +13,8 @@
 
 #include <jpeglib.h>
 
+#include "../node_api_helpers.h"
+
 struct error_manager {
   struct jpeg_error_mgr pub;
   jmp_buf jump;
@@ -87,14 +89,6 @@ static const char *decode_region(const uint8_t *data, size_t length, int width, 
   jpeg_destroy_decompress(&cinfo);
   free(row);
   return NULL;
-}
-
-static int typed_array(napi_env env, napi_value value, napi_typedarray_type want, void **data, size_t *length) {
-  bool is;
-  napi_typedarray_type type;
-  if (napi_is_typedarray(env, value, &is) != napi_ok || !is) return 0;
-  if (napi_get_typedarray_info(env, value, &type, length, data, NULL, NULL) != napi_ok) return 0;
-  return type == want;
 }
 
 // decodeJpegRegion(jpeg: Uint8Array, width, height, x, y, w, h, out: Uint8Array, outOffset): undefined; throws an
