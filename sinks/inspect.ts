@@ -3,6 +3,10 @@
  * caption line (id, window, masks, captions or labels), the frames after augmentation (mapped back from [-1, 1]),
  * and the audio waveform as a strip. Drawn with sharp: raw RGB tiles composited onto a canvas plus one SVG overlay
  * for the text and the waveforms.
+ *
+ * Crops are resampled in typed arrays (the clip keeps its decoded window, shown on the sheet): the same boxes,
+ * flips and colours as training draws, which by default resamples in ffmpeg's filter graph instead, so training's
+ * pixels differ from these by resampling alone (test/pipeline/stream.test.ts compares the two).
  */
 import sharp, { type OverlayOptions } from "sharp";
 import { type AugmentOptions, augmentClip } from "../operators/augment.js";
