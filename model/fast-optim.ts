@@ -11,7 +11,7 @@
  * wasm, and every weight and slot is held by nobody else (in-place writes must not change a tensor someone shares).
  */
 import * as tf from "@tensorflow/tfjs";
-import { nativeOptimizerKernels } from "../pipeline/native.js";
+import { nativeModelKernels } from "../pipeline/native.js";
 import { fastKernelsInfo, type WasmBackendLike } from "./kernels.js";
 import type { ParamMap } from "./params.js";
 
@@ -73,7 +73,7 @@ export function fusedApplyGradients(
       if (x?.dtype !== "float32" || x.size !== p.size || b.refCount(x.dataId) !== 1) return undefined;
     }
   }
-  const native = nativeOptimizerKernels();
+  const native = nativeModelKernels();
   // Global norm over the NaN-cleaned gradients.
   let squares = 0;
   for (const name of names) {

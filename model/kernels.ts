@@ -11,6 +11,7 @@
  */
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
+import { nativeModelKernels } from "../pipeline/native.js";
 import { loadOnnxGemm, type OnnxGemm } from "./fast-onnx.js";
 
 export interface FastKernelsInfo {
@@ -278,6 +279,129 @@ const REPLACEMENTS: Record<(typeof FAST_KERNELS)[number], tf.KernelFunc> = {
   Identity: identityKernel as unknown as tf.KernelFunc,
 };
 
+/**
+ * GELU, LayerNorm and RMS norm as one kernel each way on the fast path (native/activations.c, native/norms.c):
+ * composed from tfjs ops they are ~5 to ~8 kernels forward and ~10 to ~20 backward, each a pass over the
+ * activations. The kernels exist for 'wasm' only while the fast path is on; model/ops.ts asks `fusedOpsReady`
+ * before using them. Their gradients are registered once (the registry is global) and only run where they do.
+ */
+const FUSED = {
+  gelu: "VattGelu",
+  geluGrad: "VattGeluGrad",
+  layerNorm: "VattLayerNorm",
+  layerNormGradX: "VattLayerNormGradX",
+  layerNormGradGamma: "VattLayerNormGradGamma",
+  rmsNorm: "VattRmsNorm",
+  rmsNormGradX: "VattRmsNormGradX",
+  rmsNormGradScale: "VattRmsNormGradScale",
+} as const;
+
+type NativeModel = NonNullable<ReturnType<typeof nativeModelKernels>>;
+type Inputs = Record<string, tf.TensorInfo>;
+
+/** Native norm op codes (native/binding.c `Norm`) and what each kernel passes as p and q. */
+const NORM_OPS: Record<string, { op: number; p: string; q?: string; perFeature?: boolean }> = {
+  [FUSED.layerNorm]: { op: 0, p: "gamma", q: "beta" },
+  [FUSED.layerNormGradX]: { op: 1, p: "gamma", q: "dy" },
+  [FUSED.layerNormGradGamma]: { op: 2, p: "dy", perFeature: true },
+  [FUSED.rmsNorm]: { op: 3, p: "scale" },
+  [FUSED.rmsNormGradX]: { op: 4, p: "scale", q: "dy" },
+  [FUSED.rmsNormGradScale]: { op: 5, p: "dy", perFeature: true },
+};
+
+function heapFloats(backend: WasmBackendLike, t: tf.TensorInfo): Float32Array {
+  return backend.typedArrayFromHeap(t) as Float32Array;
+}
+
+/** The wasm kernel function of one fused op: output allocated first (allocation may move the heap), then views. */
+function fusedKernel(name: string, native: NativeModel): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const b = backend as unknown as WasmBackendLike;
+    const i = inputs as Inputs;
+    const x = i.x;
+    const d = x.shape[x.shape.length - 1];
+    if (name === FUSED.gelu || name === FUSED.geluGrad) {
+      const out = b.makeOutput([...x.shape], "float32");
+      if (name === FUSED.gelu) native.gelu(heapFloats(b, x), heapFloats(b, out));
+      else native.geluGrad(heapFloats(b, x), heapFloats(b, i.dy), heapFloats(b, out));
+      return out;
+    }
+    const spec = NORM_OPS[name];
+    const out = b.makeOutput(spec.perFeature ? [d] : [...x.shape], "float32");
+    const eps = (attrs as { eps: number }).eps;
+    const q = spec.q ? heapFloats(b, i[spec.q]) : null;
+    native.norm(spec.op, heapFloats(b, x), heapFloats(b, i[spec.p]), q, heapFloats(b, out), d, eps);
+    return out;
+  };
+}
+
+let fusedGradientsRegistered = false;
+
+function registerFusedGradients(): void {
+  if (fusedGradientsRegistered) return;
+  const run = (name: string, inputs: Inputs, attrs?: tf.NamedAttrMap) =>
+    tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs) as tf.Tensor;
+  const featureSum = (dy: tf.Tensor) => tf.sum(tf.reshape(dy, [-1, dy.shape[dy.shape.length - 1]]), 0);
+  tf.registerGradient({
+    kernelName: FUSED.gelu,
+    inputsToSave: ["x"],
+    gradFunc: (dy, [x]) => ({ x: () => run(FUSED.geluGrad, { x, dy: dy as tf.Tensor }) }),
+  });
+  tf.registerGradient({
+    kernelName: FUSED.layerNorm,
+    inputsToSave: ["x", "gamma", "beta"],
+    gradFunc: (dy, [x, gamma, beta], attrs) => ({
+      x: () => run(FUSED.layerNormGradX, { x, gamma, dy: dy as tf.Tensor }, attrs),
+      gamma: () => tf.reshape(run(FUSED.layerNormGradGamma, { x, dy: dy as tf.Tensor }, attrs), gamma.shape),
+      beta: () => tf.reshape(featureSum(dy as tf.Tensor), beta.shape),
+    }),
+  });
+  tf.registerGradient({
+    kernelName: FUSED.rmsNorm,
+    inputsToSave: ["x", "scale"],
+    gradFunc: (dy, [x, scale], attrs) => ({
+      x: () => run(FUSED.rmsNormGradX, { x, scale, dy: dy as tf.Tensor }, attrs),
+      scale: () => tf.reshape(run(FUSED.rmsNormGradScale, { x, dy: dy as tf.Tensor }, attrs), scale.shape),
+    }),
+  });
+  fusedGradientsRegistered = true;
+}
+
+function registerFusedOps(): void {
+  const native = nativeModelKernels();
+  if (!native) return;
+  for (const name of Object.values(FUSED)) {
+    if (!tf.getKernel(name, "wasm")) {
+      tf.registerKernel({ kernelName: name, backendName: "wasm", kernelFunc: fusedKernel(name, native) });
+    }
+  }
+  registerFusedGradients();
+}
+
+function unregisterFusedOps(): void {
+  for (const name of Object.values(FUSED)) if (tf.getKernel(name, "wasm")) tf.unregisterKernel(name, "wasm");
+}
+
+/** Whether the fused GELU and norms can run here (fast path on, wasm active). */
+export function fusedOpsReady(): boolean {
+  return tf.getBackend() === "wasm" && tf.getKernel(FUSED.gelu, "wasm") !== undefined;
+}
+
+/** GELU as one kernel (only when `fusedOpsReady()`). */
+export function fusedGelu(x: tf.Tensor): tf.Tensor {
+  return tf.engine().runKernel(FUSED.gelu, { x }) as tf.Tensor;
+}
+
+/** LayerNorm over the last axis as one kernel (only when `fusedOpsReady()`). */
+export function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  return tf.engine().runKernel(FUSED.layerNorm, { x, gamma, beta }, { eps }) as tf.Tensor;
+}
+
+/** RMS norm over the last axis as one kernel (only when `fusedOpsReady()`). */
+export function fusedRmsNorm(x: tf.Tensor, scale: tf.Tensor, eps: number): tf.Tensor {
+  return tf.engine().runKernel(FUSED.rmsNorm, { x, scale }, { eps }) as tf.Tensor;
+}
+
 /** The parts of tfjs-core's Engine (4.x) that `shareSavedTensors` relies on. */
 interface EngineInternals {
   saveTensorsForBackwardMode(tensors: tf.Tensor[]): tf.Tensor[];
@@ -358,6 +482,7 @@ export function enableFastKernels(opts: { threads?: number } = {}): FastKernelsI
     tf.registerKernel({ ...config, kernelFunc: REPLACEMENTS[name] });
   }
   shareSavedTensors();
+  registerFusedOps();
   info = {
     enabled: true,
     fusedOptimizer: true,
@@ -372,6 +497,7 @@ export function enableFastKernels(opts: { threads?: number } = {}): FastKernelsI
 /** Puts the stock wasm kernels back (a no-op when the fast ones are not installed). */
 export function disableFastKernels(): void {
   restoreSavedTensors();
+  unregisterFusedOps();
   if (stock) {
     for (const [name, config] of stock) {
       if (tf.getKernel(name, "wasm")) tf.unregisterKernel(name, "wasm");

@@ -6,6 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { dropoutMask } from "../pipeline/native.js";
 import type { Random } from "../pipeline/random.js";
+import { fusedGelu, fusedLayerNorm, fusedOpsReady, fusedRmsNorm } from "./kernels.js";
 
 /** What a forward pass needs besides weights and inputs. */
 export interface ForwardContext {
@@ -35,18 +36,26 @@ export function dense(x: tf.Tensor, kernel: tf.Tensor, bias?: tf.Tensor): tf.Ten
 }
 
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  if (fusedOpsReady() && gamma.size === x.shape[x.shape.length - 1] && beta.size === gamma.size) {
+    return fusedLayerNorm(x, gamma, beta, eps);
+  }
   const { mean, variance } = tf.moments(x, -1, true);
   return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), gamma), beta);
 }
 
 /** T5's norm: scale only, no mean subtraction. */
 export function rmsNorm(x: tf.Tensor, scale: tf.Tensor, eps: number): tf.Tensor {
+  if (fusedOpsReady() && scale.size === x.shape[x.shape.length - 1]) return fusedRmsNorm(x, scale, eps);
   const meanSquare = tf.mean(tf.square(x), -1, true);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), scale);
 }
 
-/** Exact GELU (Keras' default, approximate = false): 0.5 x (1 + erf(x / sqrt 2)). */
+/**
+ * Exact GELU (Keras' default, approximate = false): 0.5 x (1 + erf(x / sqrt 2)); one fused native kernel each
+ * way on the fast path (model/kernels.ts), tfjs ops otherwise.
+ */
 export function gelu(x: tf.Tensor): tf.Tensor {
+  if (fusedOpsReady()) return fusedGelu(x);
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
 }
 

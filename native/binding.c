@@ -6,10 +6,12 @@
 #include <malloc.h>
 #endif
 
+#include "activations.h"
 #include "audio_noise.h"
 #include "optim.h"
 #include "crop_colour.h"
 #include "node_api_helpers.h"
+#include "norms.h"
 
 #define CHECK(call)                                                                                          \
   if ((call) != napi_ok) {                                                                                   \
@@ -119,6 +121,85 @@ static napi_value DropoutMask(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// gelu(x: Float32Array, y: Float32Array): undefined; geluGrad(x, dy, dx: Float32Array): undefined (same lengths)
+static napi_value Gelu(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *x, *y;
+  size_t nx, ny;
+  if (argc != 2 || !typed_array(env, argv[0], napi_float32_array, &x, &nx) ||
+      !typed_array(env, argv[1], napi_float32_array, &y, &ny) || nx != ny) {
+    napi_throw_type_error(env, NULL, "gelu: expected two Float32Arrays of the same length");
+    return NULL;
+  }
+  gelu_forward(x, y, nx);
+  return NULL;
+}
+
+static napi_value GeluGrad(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *x, *dy, *dx;
+  size_t nx, ndy, ndx;
+  if (argc != 3 || !typed_array(env, argv[0], napi_float32_array, &x, &nx) ||
+      !typed_array(env, argv[1], napi_float32_array, &dy, &ndy) ||
+      !typed_array(env, argv[2], napi_float32_array, &dx, &ndx) || nx != ndy || nx != ndx) {
+    napi_throw_type_error(env, NULL, "geluGrad: expected three Float32Arrays of the same length");
+    return NULL;
+  }
+  gelu_backward(x, dy, dx, nx);
+  return NULL;
+}
+
+// norm(op, x, p, q, out, d, eps): the norms of native/norms.c over rows of d (x.length / d rows).
+//   op 0 layer norm        p = gamma, q = beta, out = y
+//   op 1 its dx            p = gamma, q = dy,   out = dx
+//   op 2 its dgamma        p = dy,    q unused, out = dgamma (d)
+//   op 3 RMS norm          p = scale, q unused, out = y
+//   op 4 its dx            p = scale, q = dy,   out = dx
+//   op 5 its dscale        p = dy,    q unused, out = dscale (d)
+static napi_value Norm(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int op, d;
+  double eps;
+  void *x, *p, *q = NULL, *out;
+  size_t nx, np, nq = 0, nout;
+  napi_valuetype q_type = napi_null;
+  if (argc != 7 || napi_get_value_int32(env, argv[0], &op) != napi_ok || op < 0 || op > 5 ||
+      !typed_array(env, argv[1], napi_float32_array, &x, &nx) ||
+      !typed_array(env, argv[2], napi_float32_array, &p, &np) || napi_typeof(env, argv[3], &q_type) != napi_ok ||
+      (q_type != napi_null && !typed_array(env, argv[3], napi_float32_array, &q, &nq)) ||
+      !typed_array(env, argv[4], napi_float32_array, &out, &nout) ||
+      napi_get_value_int32(env, argv[5], &d) != napi_ok || napi_get_value_double(env, argv[6], &eps) != napi_ok ||
+      d < 1 || nx % (size_t)d != 0) {
+    napi_throw_type_error(env, NULL, "norm: expected (op, x, p, q | null, out, d, eps) with x.length a multiple of d");
+    return NULL;
+  }
+  size_t rows = nx / (size_t)d;
+  int per_row_p = op == 2 || op == 5;  // p is dy
+  int needs_q = op == 0 || op == 1 || op == 4;
+  int out_is_d = op == 2 || op == 5;
+  if (np != (per_row_p ? nx : (size_t)d) || (needs_q && nq != (op == 0 ? (size_t)d : nx)) ||
+      nout != (out_is_d ? (size_t)d : nx)) {
+    napi_throw_range_error(env, NULL, "norm: buffer lengths do not agree with the op");
+    return NULL;
+  }
+  float e = (float)eps;
+  switch (op) {
+    case 0: layer_norm(x, p, q, out, rows, d, e); break;
+    case 1: layer_norm_grad_x(x, p, q, out, rows, d, e); break;
+    case 2: layer_norm_grad_gamma(x, p, out, rows, d, e); break;
+    case 3: rms_norm(x, p, out, rows, d, e); break;
+    case 4: rms_norm_grad_x(x, p, q, out, rows, d, e); break;
+    default: rms_norm_grad_scale(x, p, out, rows, d, e); break;
+  }
+  return NULL;
+}
+
 // sumSquares(g: Float32Array): number (NaN entries count as 0)
 static napi_value SumSquares(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -176,7 +257,8 @@ NAPI_MODULE_INIT() {
 #endif
   if (!export_function(env, exports, "cropResizeColour", CropResizeColour) ||
       !export_function(env, exports, "addGaussianNoise", AddGaussianNoise) ||
-      !export_function(env, exports, "dropoutMask", DropoutMask) ||
+      !export_function(env, exports, "dropoutMask", DropoutMask) || !export_function(env, exports, "norm", Norm) ||
+      !export_function(env, exports, "gelu", Gelu) || !export_function(env, exports, "geluGrad", GeluGrad) ||
       !export_function(env, exports, "sumSquares", SumSquares) ||
       !export_function(env, exports, "adamUpdate", AdamUpdate)) {
     return NULL;

@@ -44,6 +44,18 @@ interface NativeKernels {
     zigR: number,
   ): void;
   dropoutMask(out: Float32Array, rate: number, words: Uint32Array): void;
+  gelu(x: Float32Array, y: Float32Array): void;
+  /** native/binding.c `Norm`: op 0-2 layer norm (y, dx, dgamma), 3-5 RMS norm (y, dx, dscale). */
+  norm(
+    op: number,
+    x: Float32Array,
+    p: Float32Array,
+    q: Float32Array | null,
+    out: Float32Array,
+    d: number,
+    eps: number,
+  ): void;
+  geluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   sumSquares(g: Float32Array): number;
   adamUpdate(
     p: Float32Array,
@@ -177,7 +189,9 @@ export function decodeJpegRegionNative(
 }
 
 /** The native optimiser loops (native/optim.c), or undefined where the kernels are not in use. */
-export function nativeOptimizerKernels(): Pick<NativeKernels, "sumSquares" | "adamUpdate"> | undefined {
+export function nativeModelKernels():
+  | Pick<NativeKernels, "sumSquares" | "adamUpdate" | "gelu" | "geluGrad" | "norm">
+  | undefined {
   return useNativeKernels && !(loaded instanceof Error) ? loaded : undefined;
 }
 

@@ -8,8 +8,10 @@ import {
   fastKernelsFromEnv,
   fastKernelsInfo,
   fastThreads,
+  fusedOpsReady,
   planProduct,
 } from "../../model/kernels.js";
+import { gelu, layerNorm, rmsNorm } from "../../model/ops.js";
 import { randomForRun } from "../../pipeline/random.js";
 
 let fastReason: string | undefined;
@@ -201,6 +203,57 @@ test("gradients through saved tensors (shared, not cloned, on the fast path) mat
   assert.equal(tf.memory().numTensors, before, "no tensor left behind");
   assertClose(got[0], want[0], "d/dx");
   assertClose(got[1], want[1], "d/dw");
+});
+
+test("the fused GELU kernel's values and gradients match tfjs's composed GELU on the cpu backend", async (t) => {
+  if (fastReason) return t.skip(fastReason);
+  await tf.setBackend("wasm");
+  if (!fusedOpsReady()) return t.skip("native kernels not built");
+  const x = values([3, 7, 33], 8).map((v) => v * 6); // [-6, 6]: both tails and the middle
+  const weights = values([3, 7, 33], 9);
+  const run = () =>
+    tf.tidy(() => {
+      const xt = tf.tensor3d(x, [3, 7, 33]);
+      const w = tf.tensor3d(weights, [3, 7, 33]);
+      const f = (v: tf.Tensor) => tf.sum(tf.mul(gelu(v), w));
+      return [gelu(xt).dataSync() as Float32Array, tf.grad(f)(xt).dataSync() as Float32Array];
+    });
+  const want = await onBackend("cpu", run);
+  const before = tf.memory().numTensors;
+  const got = await onBackend("wasm", run);
+  assert.equal(tf.memory().numTensors, before);
+  assertClose(got[0], want[0], "gelu");
+  assertClose(got[1], want[1], "d gelu");
+});
+
+test("the fused LayerNorm and RMS norm kernels' values and gradients match tfjs's composed ones on cpu", async (t) => {
+  if (fastReason) return t.skip(fastReason);
+  await tf.setBackend("wasm");
+  if (!fusedOpsReady()) return t.skip("native kernels not built");
+  const shape = [2, 9, 48];
+  const x = values(shape, 10).map((v, i) => v * 3 + (i % 48 === 0 ? 5 : 0)); // an offset feature: mean matters
+  const weights = values(shape, 11);
+  const run = () =>
+    tf.tidy(() => {
+      const xt = tf.tensor(x, shape);
+      const gamma = tf.tensor1d(values([48], 12).map((v) => 1 + v / 2));
+      const beta = tf.tensor1d(values([48], 13));
+      const w = tf.tensor(weights, shape);
+      const ln = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(layerNorm(a, g, b, 1e-6), w));
+      const rms = (a: tf.Tensor, g: tf.Tensor) => tf.sum(tf.mul(rmsNorm(a, g, 1e-6), w));
+      return [
+        layerNorm(xt, gamma, beta, 1e-6),
+        ...tf.grads(ln)([xt, gamma, beta]),
+        rmsNorm(xt, gamma, 1e-6),
+        ...tf.grads(rms)([xt, gamma]),
+      ].map((v) => v.dataSync() as Float32Array);
+    });
+  const want = await onBackend("cpu", run);
+  const before = tf.memory().numTensors;
+  const got = await onBackend("wasm", run);
+  assert.equal(tf.memory().numTensors, before);
+  const names = ["layer norm", "d/dx", "d/dgamma", "d/dbeta", "rms norm", "d/dx", "d/dscale"];
+  for (const [i, name] of names.entries()) assertClose(got[i], want[i], name);
 });
 
 test("shape planning folds a shared right operand's batch into rows and rejects bad shapes", () => {

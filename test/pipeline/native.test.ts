@@ -11,7 +11,7 @@ import {
   dropoutMask,
   jpegDecoderStatus,
   nativeKernelStatus,
-  nativeOptimizerKernels,
+  nativeModelKernels,
   useNativeKernels,
 } from "../../pipeline/native.js";
 import { randomFor, randomFromWords } from "../../pipeline/random.js";
@@ -190,7 +190,7 @@ describe("native optimiser loops against the formulas", {
   skip: skip || (!useNativeKernels && "VATT_NATIVE=0"),
 }, () => {
   it("sums squares skipping NaN, and applies Keras Adam in place", () => {
-    const kernels = nativeOptimizerKernels();
+    const kernels = nativeModelKernels();
     assert.ok(kernels, "native kernels in use");
     const rng = randomFor(5, 0, 0, "adam");
     const n = 10_007;
