@@ -36,8 +36,8 @@ import type { Batch } from "../pipeline/records.js";
 
 const BATCH = 8;
 const CAPTIONS = 2;
-const WARMUP_STEPS = 2;
-const TIMED_STEPS = 5;
+const WARMUP_STEPS = 6;
+const TIMED_STEPS = 10;
 
 /**
  * FLOPs of one training step as executed: forward over the kept tokens (this implementation projects only kept
@@ -132,7 +132,7 @@ function useMode(mode: Mode, threads: number | undefined): void {
 
 /**
  * Median ms per step of `step` in both modes, interleaved (fast x fastPerRound, stock, fast ..., stock) so load
- * from other processes falls on both alike. Stock is skipped (undefined) when the fast path is unavailable.
+ * from other processes falls on both alike; after each switch one untimed step runs in the new mode. Stock is skipped (undefined) when the fast path is unavailable.
  */
 function interleaved(
   step: () => void,
@@ -151,6 +151,7 @@ function interleaved(
   for (let i = 0; i < timed; i++) {
     for (const mode of modes) {
       useMode(mode, threads);
+      step(); // untimed: the first step after switching re-warms the newly registered kernels
       for (let j = 0; j < (mode === "fast" ? fastPerRound : 1); j++) times[mode].push(timeMs(step));
     }
   }
