@@ -66,11 +66,11 @@ export const PRETRAIN_SCHEMA = {
     },
     concurrency: {
       kind: "number",
-      default: 2,
+      default: 8,
       integer: true,
       min: 1,
       max: 64,
-      help: "clips decoded at once",
+      help: "clips decoded at once (examples are the same at any value; more overlaps decoding with the model step)",
     },
     buffer: {
       kind: "number",
