@@ -407,7 +407,10 @@ interface EngineInternals {
   saveTensorsForBackwardMode(tensors: tf.Tensor[]): tf.Tensor[];
   makeTensorFromTensorInfo(info: tf.TensorInfo, backend?: unknown): tf.Tensor;
   keep<T extends tf.Tensor>(t: T): T;
-  state: { tensorInfo: WeakMap<object, { backend: { incRef?(dataId: object): void } }> };
+  state: {
+    tensorInfo: WeakMap<object, { backend: { incRef?(dataId: object): void } }>;
+    gradientDepth: number;
+  };
 }
 
 let savedTensorsPatch:
@@ -416,9 +419,10 @@ let savedTensorsPatch:
 
 /**
  * The engine saves every input and output a gradient will need by cloning it: an Identity kernel run (a copy on
- * stock wasm) plus a tape node for the clone, ~1,000 of each per tiny step. Saved tensors are only read by
- * gradient functions, never differentiated through, so sharing the memory (a reference count, as Reshape does)
- * gives the same gradients without the kernel runs and tape nodes. Installed with the fast kernels; anything
+ * stock wasm) plus a tape node for the clone, ~1,000 of each per tiny step. Under one tape the saved tensors are
+ * only read by gradient functions, never differentiated through, so sharing the memory (a reference count, as
+ * Reshape does) gives the same gradients without the kernel runs and tape nodes; under nested tapes (a gradient
+ * of a gradient) the clones are kept, since the outer tape differentiates through them. Installed with the fast kernels; anything
  * unexpected (another tfjs version, a backend without reference counts) keeps the engine's own way.
  */
 function shareSavedTensors(): void {
@@ -427,6 +431,8 @@ function shareSavedTensors(): void {
   if (typeof engine.makeTensorFromTensorInfo !== "function" || !engine.state?.tensorInfo) return;
   const original = engine.saveTensorsForBackwardMode;
   engine.saveTensorsForBackwardMode = function share(this: EngineInternals, tensors: tf.Tensor[]) {
+    // Nested tapes (higher-order gradients) differentiate through the saved copies: keep the engine's clones.
+    if (this.state.gradientDepth > 1) return original.call(this, tensors);
     const infos = tensors.map((t) => this.state.tensorInfo.get(t.dataId));
     if (tensors.some((t, i) => t.dtype === "string" || typeof infos[i]?.backend.incRef !== "function")) {
       return original.call(this, tensors);

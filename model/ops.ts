@@ -36,7 +36,8 @@ export function dense(x: tf.Tensor, kernel: tf.Tensor, bias?: tf.Tensor): tf.Ten
 }
 
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
-  if (fusedOpsReady() && gamma.size === x.shape[x.shape.length - 1] && beta.size === gamma.size) {
+  const d = x.shape[x.shape.length - 1];
+  if (fusedOpsReady() && d > 0 && gamma.size === d && beta.size === d) {
     return fusedLayerNorm(x, gamma, beta, eps);
   }
   const { mean, variance } = tf.moments(x, -1, true);
@@ -45,7 +46,8 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: 
 
 /** T5's norm: scale only, no mean subtraction. */
 export function rmsNorm(x: tf.Tensor, scale: tf.Tensor, eps: number): tf.Tensor {
-  if (fusedOpsReady() && scale.size === x.shape[x.shape.length - 1]) return fusedRmsNorm(x, scale, eps);
+  const d = x.shape[x.shape.length - 1];
+  if (fusedOpsReady() && d > 0 && scale.size === d) return fusedRmsNorm(x, scale, eps);
   const meanSquare = tf.mean(tf.square(x), -1, true);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), scale);
 }

@@ -60,8 +60,9 @@ static napi_value CropResizeColour(napi_env env, napi_callback_info info) {
   }
   int num_frames = n[0], height = n[1], width = n[2], bx = n[3], by = n[4], bw = n[5], bh = n[6], oh = n[7],
       ow = n[8];
+  // Differences, not sums, so huge values cannot wrap around the checks.
   if (num_frames < 0 || height < 1 || width < 1 || oh < 1 || ow < 1 || bx < 0 || by < 0 || bw < 1 || bh < 1 ||
-      bx + bw > width || by + bh > height || frames_len < (size_t)num_frames * height * width * 3 ||
+      bx > width - bw || by > height - bh || frames_len < (size_t)num_frames * height * width * 3 ||
       out_len < (size_t)num_frames * oh * ow * 3) {
     napi_throw_range_error(env, NULL, "cropResizeColour: sizes, box and buffers do not agree");
     return NULL;

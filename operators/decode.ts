@@ -343,11 +343,18 @@ async function readPpmFrames(out: CapturedOutput, frames: number, file: string):
 async function readAudio(
   out: CapturedOutput,
   samples: number,
+  file: string,
 ): Promise<{ audio: Float32Array; audioSamples: number }> {
   // assembleClip writes the samples past `audioSamples` (zeros or the loop).
   const audio = uninitialisedFloat32(samples);
   const audioSamples = Math.min(out.size >> 2, samples);
-  if (audioSamples > 0) await out.readInto([new Uint8Array(audio.buffer, 0, audioSamples * 4)], 0);
+  if (audioSamples > 0) {
+    const bytes = audioSamples * 4;
+    const got = await out.readInto([new Uint8Array(audio.buffer, 0, bytes)], 0);
+    // The buffer is uninitialised: a short read must not leave old memory in the clip.
+    if (got !== bytes)
+      throw new MediaError(`audio output ended early (${got} of ${bytes} bytes)`, file, "invalid");
+  }
   return { audio, audioSamples };
 }
 
@@ -367,7 +374,7 @@ async function runDecode(
       async ([video, audio]) => {
         const frames = await readPpmFrames(video, opts.frames, file);
         if (!withAudio) return { ...frames, audio: undefined, audioSamples: 0 };
-        return { ...frames, ...(await readAudio(audio, clipSamples(opts))) };
+        return { ...frames, ...(await readAudio(audio, clipSamples(opts), file)) };
       },
     );
   try {

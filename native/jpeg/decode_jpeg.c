@@ -120,7 +120,7 @@ static napi_value DecodeJpegRegion(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int width = n[0], height = n[1], rx = n[2], ry = n[3], rw = n[4], rh = n[5];
-  if (width < 1 || height < 1 || rx < 0 || ry < 0 || rw < 1 || rh < 1 || rx + rw > width || ry + rh > height ||
+  if (width < 1 || height < 1 || rx < 0 || ry < 0 || rw < 1 || rh < 1 || rx > width - rw || ry > height - rh ||
       offset < 0 || (size_t)offset + (size_t)rw * rh * 3 > out_len) {
     napi_throw_range_error(env, NULL, "decodeJpegRegion: region, frame size and buffer do not agree");
     return NULL;

@@ -205,6 +205,21 @@ test("gradients through saved tensors (shared, not cloned, on the fast path) mat
   assertClose(got[1], want[1], "d/dw");
 });
 
+test("gradients of gradients stay right on the fast path (saved tensors are cloned under nested tapes)", async (t) => {
+  if (fastReason) return t.skip(fastReason);
+  for (const backend of ["wasm", "cpu"] as const) {
+    await tf.setBackend(backend);
+    const value = tf.tidy(() => {
+      // d/dv [ f'(v) + v ] with f(y) = y^3: 6 v + 1 = 19 at v = 3.
+      const inner = tf.grad((y: tf.Tensor) => tf.sum(tf.mul(y, tf.square(y))));
+      const outer = tf.grad((v: tf.Tensor) => tf.sum(tf.add(inner(v), v)));
+      return outer(tf.scalar(3)).dataSync()[0];
+    });
+    assert.ok(Math.abs(value - 19) < 1e-4, `${backend}: ${value}`);
+  }
+  await tf.setBackend("wasm");
+});
+
 test("the fused GELU kernel's values and gradients match tfjs's composed GELU on the cpu backend", async (t) => {
   if (fastReason) return t.skip(fastReason);
   await tf.setBackend("wasm");

@@ -78,6 +78,24 @@ describe("cropResizeColourNative (vectorised C) against the JavaScript reference
       () => cropResizeColourNative(frames, 3, 4, 4, box, 2, 2, false, undefined, true, new Float32Array(36)),
       RangeError,
     );
+    // A box far outside the frame, whose corner would overflow 32-bit arithmetic.
+    assert.throws(
+      () =>
+        cropResizeColourNative(
+          frames,
+          2,
+          4,
+          4,
+          { x: 2 ** 31 - 1, y: 0, width: 1, height: 1 },
+          2,
+          2,
+          false,
+          undefined,
+          true,
+          new Float32Array(24),
+        ),
+      RangeError,
+    );
     assert.throws(
       () =>
         cropResizeColourNative(
@@ -183,6 +201,10 @@ describe("decodeJpegRegionNative against sharp", { skip: noJpeg }, () => {
     );
     assert.throws(() => decodeJpegRegionNative(new Uint8Array(100), 32, 16, all, out, 0), /JPEG/i);
     assert.throws(() => decodeJpegRegionNative(jpeg, 32, 16, all, out, 1), RangeError);
+    assert.throws(
+      () => decodeJpegRegionNative(jpeg, 32, 16, { x: 2 ** 31 - 1, y: 0, width: 1, height: 1 }, out, 0),
+      RangeError,
+    );
   });
 });
 
