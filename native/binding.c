@@ -252,9 +252,9 @@ NAPI_MODULE_INIT() {
   // Clip buffers (11 MB of decoded frames, 19 MB of augmented video per 32-frame clip) are above glibc's mmap
   // threshold, so each one was a fresh mapping whose first write faulted in every 4 KB page: ~9 ms to fill a fresh
   // 19 MB buffer here against ~2 ms for memory already in use. Served from the heap and not trimmed back at once,
-  // the next clip reuses the same pages. Bounded: freed memory past 256 MB at the top still goes back.
+  // the next clip reuses the same pages. Bounded: freed memory past 64 MB at the top of an arena still goes back.
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
 #endif
   if (!export_function(env, exports, "cropResizeColour", CropResizeColour) ||
       !export_function(env, exports, "addGaussianNoise", AddGaussianNoise) ||
