@@ -1,14 +1,15 @@
 /**
- * The native builds of the per-clip hot loops (native/*.c, compiled by `npm run build` with node-gyp against Node's
- * own headers): the training video kernel (crop.ts `cropResizeColour`; AVX-512, AVX2 and baseline versions chosen
- * when it loads) and the audio noise (audio.ts `addGaussianNoise`). Each has the same arguments and results as its
- * JavaScript reference, within float rounding (test/pipeline/native.test.ts compares them). A second library
- * (native/jpeg, linked with the system's libjpeg-turbo) decodes a region of a stored JPEG frame for the Parquet
- * source (datasets/parquet-cut.ts), which otherwise decodes whole frames with sharp.
+ * The native builds of the hot loops (native/*.c, compiled by `npm run build` with node-gyp against Node's own
+ * headers; AVX-512, AVX2 and baseline versions chosen when the library loads): per clip, the training video kernel
+ * (crop.ts `cropResizeColour`) and the audio noise (audio.ts `addGaussianNoise`); per training step, dropout masks,
+ * the fused optimiser pass (model/fast-optim.ts) and the GELU / LayerNorm / RMS norm kernels of the wasm fast path
+ * (model/kernels.ts). Each matches its JavaScript or tfjs reference within float rounding (test/pipeline/native.test.ts,
+ * test/model/kernels.test.ts). A second library (native/jpeg, linked with the system's libjpeg-turbo) decodes a
+ * region of a stored JPEG frame for the Parquet source (datasets/parquet-cut.ts), which otherwise uses sharp.
  *
  * Where no C compiler (or no libjpeg headers) was available at install, a library is missing and the JavaScript /
- * sharp paths run; `nativeKernelStatus` and `jpegDecoderStatus` say which and why, and `VATT_NATIVE=0` turns both
- * off.
+ * tfjs / sharp paths run; `nativeKernelStatus` and `jpegDecoderStatus` say which and why, and `VATT_NATIVE=0` turns
+ * both off.
  */
 import { createRequire } from "node:module";
 import type { ColourFactors } from "../operators/color.js";
@@ -188,7 +189,7 @@ export function decodeJpegRegionNative(
   jpeg.decodeJpegRegion(data, width, height, box.x, box.y, box.width, box.height, out, outOffset);
 }
 
-/** The native optimiser loops (native/optim.c), or undefined where the kernels are not in use. */
+/** The native loops of the training step (native/optim.c, activations.c, norms.c), or undefined where not in use. */
 export function nativeModelKernels():
   | Pick<NativeKernels, "sumSquares" | "adamUpdate" | "gelu" | "geluGrad" | "norm">
   | undefined {
