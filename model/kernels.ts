@@ -34,7 +34,7 @@ export interface FastKernelsInfo {
   version?: string;
 }
 
-const FAST_KERNELS = ["BatchMatMul", "_FusedMatMul", "Identity"] as const;
+const FAST_KERNELS = ["BatchMatMul", "_FusedMatMul", "Identity", "Cast", "Sum"] as const;
 
 interface HeapTensorData {
   memoryOffset: number;
@@ -273,16 +273,53 @@ function identityKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown 
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
+/** Cast to the dtype a tensor already has (tfjs gradients do this often) shares its memory, as Identity does. */
+function castKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }) {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const { dtype } = (args.attrs ?? {}) as { dtype: tf.DataType };
+  if (x.dtype !== dtype || x.dtype === "string") {
+    return stockKernel("Cast").kernelFunc(args as never) as tf.TensorInfo;
+  }
+  (args.backend as { incRef(dataId: object): void }).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+/**
+ * Sum over leading axes (every bias's gradient: dy summed over the batch and token axes) adds rows natively; the
+ * wasm Sum reduces only the last axis, so it transposed the whole array first. Other sums run the stock kernel.
+ */
+function sumKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }) {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const { axis, keepDims } = (args.attrs ?? {}) as { axis: number | number[]; keepDims: boolean };
+  const native = nativeModelKernels();
+  const rank = x.shape.length;
+  const axes = [...new Set((Array.isArray(axis) ? axis : [axis]).map((a) => (a < 0 ? a + rank : a)))].sort(
+    (a, b) => a - b,
+  );
+  const leading = axes.length > 0 && axes.length < rank && axes.every((a, i) => a === i);
+  if (!native || x.dtype !== "float32" || !leading) {
+    return stockKernel("Sum").kernelFunc(args as never) as tf.TensorInfo;
+  }
+  const b = args.backend as WasmBackendLike;
+  const kept = x.shape.slice(axes.length);
+  const out = b.makeOutput(keepDims ? [...axes.map(() => 1), ...kept] : kept, "float32");
+  const outView = heapFloats(b, out);
+  if (outView.length > 0) native.sumLeading(heapFloats(b, x), outView);
+  return out;
+}
+
 const REPLACEMENTS: Record<(typeof FAST_KERNELS)[number], tf.KernelFunc> = {
   BatchMatMul: batchMatMulKernel as unknown as tf.KernelFunc,
   _FusedMatMul: fusedMatMulKernel as unknown as tf.KernelFunc,
   Identity: identityKernel as unknown as tf.KernelFunc,
+  Cast: castKernel as unknown as tf.KernelFunc,
+  Sum: sumKernel as unknown as tf.KernelFunc,
 };
 
 /**
- * GELU, LayerNorm and RMS norm as one kernel each way on the fast path (native/activations.c, native/norms.c):
- * composed from tfjs ops they are ~5 to ~8 kernels forward and ~10 to ~20 backward, each a pass over the
- * activations. The kernels exist for 'wasm' only while the fast path is on; model/ops.ts asks `fusedOpsReady`
+ * GELU, LayerNorm, RMS norm, dropout and the attention core (softmax(scale q k^T + bias) v per head) as one kernel
+ * each way on the fast path (native/activations.c, norms.c, audio_noise.c, attention.c): composed from tfjs ops
+ * they are ~2 to ~15 kernels forward and ~2 to ~30 backward, each a pass over the activations. The kernels exist for 'wasm' only while the fast path is on; model/ops.ts asks `fusedOpsReady`
  * before using them. Their gradients are registered once (the registry is global) and only run where they do.
  */
 const FUSED = {
@@ -294,6 +331,10 @@ const FUSED = {
   rmsNorm: "VattRmsNorm",
   rmsNormGradX: "VattRmsNormGradX",
   rmsNormGradScale: "VattRmsNormGradScale",
+  dropout: "VattDropout",
+  attention: "VattAttention",
+  attentionBiased: "VattAttentionBiased",
+  attentionGrad: "VattAttentionGrad",
 } as const;
 
 type NativeModel = NonNullable<ReturnType<typeof nativeModelKernels>>;
@@ -335,6 +376,71 @@ function fusedKernel(name: string, native: NativeModel): tf.KernelFunc {
   };
 }
 
+/** Attributes of the fused dropout and attention kernels. */
+interface DropoutAttrs {
+  rate: number;
+  /** The four sfc32 seed words of the dropout mask (model/ops.ts `dropoutWords`). */
+  words: number[];
+}
+
+interface AttentionAttrs extends DropoutAttrs {
+  heads: number;
+  scale: number;
+}
+
+function dropoutKernel(native: NativeModel): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const b = backend as unknown as WasmBackendLike;
+    const { x } = inputs as Inputs;
+    const { rate, words } = attrs as unknown as DropoutAttrs;
+    const out = b.makeOutput([...x.shape], "float32");
+    native.dropoutApply(heapFloats(b, x), heapFloats(b, out), rate, Uint32Array.from(words));
+    return out;
+  };
+}
+
+/** Forward (VattAttention, VattAttentionBiased: out) and backward (VattAttentionGrad: dq, dk, dv[, dbias]). */
+function attentionKernel(native: NativeModel, backward: boolean): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const b = backend as unknown as WasmBackendLike;
+    const { q, k, v, bias, dy } = inputs as Partial<Inputs> & { q: tf.TensorInfo };
+    const { heads, scale, rate, words } = attrs as unknown as AttentionAttrs;
+    const [batch, tokens, d] = q.shape;
+    // Outputs first: allocation may grow the heap and detach views made before it.
+    const outs = backward
+      ? [q, k!, v!].map((t) => b.makeOutput([...t.shape], "float32"))
+      : [b.makeOutput([...q.shape], "float32")];
+    if (backward && bias) outs.push(b.makeOutput([...bias.shape], "float32"));
+    const view = (t: tf.TensorInfo | undefined) => (t ? heapFloats(b, t) : null);
+    native.attention(
+      heapFloats(b, q),
+      heapFloats(b, k!),
+      heapFloats(b, v!),
+      view(bias),
+      backward ? heapFloats(b, dy!) : null,
+      heapFloats(b, outs[0]),
+      backward ? heapFloats(b, outs[1]) : null,
+      backward ? heapFloats(b, outs[2]) : null,
+      backward && bias ? heapFloats(b, outs[3]) : null,
+      batch,
+      tokens,
+      heads,
+      d / heads,
+      scale,
+      rate,
+      Uint32Array.from(words),
+    );
+    return backward ? outs : outs[0];
+  };
+}
+
+function fusedKernelFunc(name: string, native: NativeModel): tf.KernelFunc {
+  if (name === FUSED.dropout) return dropoutKernel(native);
+  if (name === FUSED.attention || name === FUSED.attentionBiased) return attentionKernel(native, false);
+  if (name === FUSED.attentionGrad) return attentionKernel(native, true);
+  return fusedKernel(name, native);
+}
+
 let fusedGradientsRegistered = false;
 
 function registerFusedGradients(): void {
@@ -364,6 +470,30 @@ function registerFusedGradients(): void {
       scale: () => tf.reshape(run(FUSED.rmsNormGradScale, { x, dy: dy as tf.Tensor }, attrs), scale.shape),
     }),
   });
+  // The mask is drawn again from the same words: nothing is kept for the backward pass.
+  tf.registerGradient({
+    kernelName: FUSED.dropout,
+    gradFunc: (dy, _saved, attrs) => ({ x: () => run(FUSED.dropout, { x: dy as tf.Tensor }, attrs) }),
+  });
+  // One backward kernel gives every input's gradient, so it runs once, here, and each input takes its part.
+  const attentionGradient = (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
+    const [q, k, v, bias] = saved;
+    const inputs: Inputs = bias ? { q, k, v, bias, dy: dy as tf.Tensor } : { q, k, v, dy: dy as tf.Tensor };
+    const [dq, dk, dv, dbias] = tf
+      .engine()
+      .runKernel(FUSED.attentionGrad, inputs as tf.NamedTensorMap, attrs) as tf.Tensor[];
+    return { q: () => dq, k: () => dk, v: () => dv, ...(bias ? { bias: () => dbias } : {}) };
+  };
+  tf.registerGradient({
+    kernelName: FUSED.attention,
+    inputsToSave: ["q", "k", "v"],
+    gradFunc: attentionGradient,
+  });
+  tf.registerGradient({
+    kernelName: FUSED.attentionBiased,
+    inputsToSave: ["q", "k", "v", "bias"],
+    gradFunc: attentionGradient,
+  });
   fusedGradientsRegistered = true;
 }
 
@@ -372,7 +502,7 @@ function registerFusedOps(): void {
   if (!native) return;
   for (const name of Object.values(FUSED)) {
     if (!tf.getKernel(name, "wasm")) {
-      tf.registerKernel({ kernelName: name, backendName: "wasm", kernelFunc: fusedKernel(name, native) });
+      tf.registerKernel({ kernelName: name, backendName: "wasm", kernelFunc: fusedKernelFunc(name, native) });
     }
   }
   registerFusedGradients();
@@ -400,6 +530,34 @@ export function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, 
 /** RMS norm over the last axis as one kernel (only when `fusedOpsReady()`). */
 export function fusedRmsNorm(x: tf.Tensor, scale: tf.Tensor, eps: number): tf.Tensor {
   return tf.engine().runKernel(FUSED.rmsNorm, { x, scale }, { eps }) as tf.Tensor;
+}
+
+/** Inverted dropout with the mask of `words` (pipeline/native.ts dropoutMask) as one kernel each way. */
+export function fusedDropout(x: tf.Tensor, rate: number, words: number[]): tf.Tensor {
+  return tf.engine().runKernel(FUSED.dropout, { x }, { rate, words }) as tf.Tensor;
+}
+
+/**
+ * softmax(scale q k^T + bias) v with dropout (rate, mask words) on the probabilities, per head, as one kernel each
+ * way: q, k, v [B, N, heads * dh] -> [B, N, heads * dh]; bias [B, heads, N, N] or undefined. Only when
+ * `fusedOpsReady()`.
+ */
+export function fusedAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  heads: number,
+  scale: number,
+  bias: tf.Tensor | undefined,
+  rate: number,
+  words: number[],
+): tf.Tensor {
+  const attrs = { heads, scale, rate, words };
+  return (
+    bias
+      ? tf.engine().runKernel(FUSED.attentionBiased, { q, k, v, bias }, attrs)
+      : tf.engine().runKernel(FUSED.attention, { q, k, v }, attrs)
+  ) as tf.Tensor;
 }
 
 /** The parts of tfjs-core's Engine (4.x) that `shareSavedTensors` relies on. */

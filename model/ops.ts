@@ -6,7 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { dropoutMask } from "../pipeline/native.js";
 import type { Random } from "../pipeline/random.js";
-import { fusedGelu, fusedLayerNorm, fusedOpsReady, fusedRmsNorm } from "./kernels.js";
+import { fusedDropout, fusedGelu, fusedLayerNorm, fusedOpsReady, fusedRmsNorm } from "./kernels.js";
 
 /** What a forward pass needs besides weights and inputs. */
 export interface ForwardContext {
@@ -62,20 +62,26 @@ export function gelu(x: tf.Tensor): tf.Tensor {
 }
 
 /**
+ * The seed words of one dropout mask, drawn from the context's generator in the order the network applies its
+ * dropouts, so a step is reproducible.
+ */
+export function dropoutWords(ctx: ForwardContext): [number, number, number, number] {
+  if (!ctx.rng) throw new Error("dropout in training needs a random generator");
+  return [ctx.rng.nextUint32(), ctx.rng.nextUint32(), ctx.rng.nextUint32(), 1];
+}
+
+/**
  * Inverted dropout: x * mask, the mask 1 / (1 - rate) where a uniform draw is at least `rate`, else 0, drawn from
- * an sfc32 stream seeded by the context's generator (pipeline/native.ts `dropoutMask`, native when built), so a
- * step is reproducible. Made here rather than with tf.dropout, whose uniform draws (tf.randomUniform) are generated
- * one by one in JavaScript: ~7 ms of a 64 ms tiny step.
+ * an sfc32 stream seeded by `dropoutWords` (pipeline/native.ts `dropoutMask`). One native kernel each way on the
+ * fast path (the backward pass draws the mask again); otherwise the mask is made (natively when built) and
+ * multiplied. Made here rather than with tf.dropout, whose uniform draws (tf.randomUniform) are generated one by
+ * one in JavaScript: ~7 ms of a 64 ms tiny step.
  */
 export function dropout(x: tf.Tensor, ctx: ForwardContext, rate = ctx.dropout): tf.Tensor {
   if (!ctx.training || rate <= 0) return x;
-  if (!ctx.rng) throw new Error("dropout in training needs a random generator");
-  const mask = dropoutMask(x.size, rate, [
-    ctx.rng.nextUint32(),
-    ctx.rng.nextUint32(),
-    ctx.rng.nextUint32(),
-    1,
-  ]);
+  const words = dropoutWords(ctx);
+  if (fusedOpsReady() && x.dtype === "float32") return fusedDropout(x, rate, words);
+  const mask = dropoutMask(x.size, rate, words);
   return tf.tidy(() => tf.mul(x, tf.tensor(mask, x.shape, "float32")));
 }
 

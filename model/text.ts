@@ -21,7 +21,7 @@ import {
   rmsNorm,
 } from "./ops.js";
 import { GLOROT, ONES, type ParamBuilder, type ParamMap } from "./params.js";
-import { attend, buildDense, buildLayerNorm, joinHeads, splitHeads } from "./transformer.js";
+import { buildDense, buildLayerNorm, multiHeadAttention } from "./transformer.js";
 
 /** What padding adds to attention scores: a large negative number, as the reference. */
 export const MASKED = -1e9;
@@ -122,10 +122,10 @@ export function textBackbone(
   for (let i = 0; i < s.layers; i++) {
     const l = `text/layer_${i}`;
     const h = rmsNorm(x, p[`${l}/attn_norm/scale`], eps);
-    const q = splitHeads(dense(h, p[`${l}/attn/q/kernel`]), s.heads);
-    const k = splitHeads(dense(h, p[`${l}/attn/k/kernel`]), s.heads);
-    const v = splitHeads(dense(h, p[`${l}/attn/v/kernel`]), s.heads);
-    const attended = dense(joinHeads(attend(q, k, v, 1, bias, ctx)), p[`${l}/attn/o/kernel`]);
+    const q = dense(h, p[`${l}/attn/q/kernel`]);
+    const k = dense(h, p[`${l}/attn/k/kernel`]);
+    const v = dense(h, p[`${l}/attn/v/kernel`]);
+    const attended = dense(multiHeadAttention(q, k, v, s.heads, 1, bias, ctx), p[`${l}/attn/o/kernel`]);
     x = tf.add(x, dropout(attended, ctx));
     const h2 = layerNorm(x, p[`${l}/ffn_ln/gamma`], p[`${l}/ffn_ln/beta`], eps);
     const ffn = dense(dropout(gelu(dense(h2, p[`${l}/ffn/wi/kernel`])), ctx), p[`${l}/ffn/wo/kernel`]);

@@ -7,7 +7,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { TransformerSize } from "./config.js";
-import { dense, dropout, type ForwardContext, gelu, layerNorm } from "./ops.js";
+import { fusedAttention, fusedOpsReady } from "./kernels.js";
+import { dense, dropout, dropoutWords, type ForwardContext, gelu, layerNorm } from "./ops.js";
 import { GLOROT, ONES, type ParamBuilder, type ParamMap, ZEROS } from "./params.js";
 
 export function buildLayerNorm(b: ParamBuilder, prefix: string, d: number): void {
@@ -64,6 +65,32 @@ export function attend(
   return tf.matMul(probs, v);
 }
 
+/**
+ * Multi-head attention on projections in their own layout: q, k, v [B, N, H * dh] -> [B, N, H * dh], i.e.
+ * joinHeads(attend(splitHeads(q), splitHeads(k), splitHeads(v), ...)). One native kernel each way on the fast path
+ * (model/kernels.ts `fusedAttention`: same dropout draws, no head transposes) when `bias` is absent or full
+ * [B, H, N, N]; the composed ops otherwise.
+ */
+export function multiHeadAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  heads: number,
+  scale: number,
+  bias: tf.Tensor | undefined,
+  ctx: ForwardContext,
+): tf.Tensor {
+  const [b, n] = q.shape;
+  const fullBias = !bias || (bias.rank === 4 && bias.shape.join() === [b, heads, n, n].join());
+  if (fusedOpsReady() && fullBias && q.rank === 3 && q.dtype === "float32") {
+    const rate = ctx.training ? ctx.dropout : 0;
+    return fusedAttention(q, k, v, heads, scale, bias, rate, rate > 0 ? dropoutWords(ctx) : [0, 0, 0, 0]);
+  }
+  return joinHeads(
+    attend(splitHeads(q, heads), splitHeads(k, heads), splitHeads(v, heads), scale, bias, ctx),
+  );
+}
+
 function linear(p: ParamMap, name: string, x: tf.Tensor): tf.Tensor {
   return dense(x, p[`${name}/kernel`], p[`${name}/bias`]);
 }
@@ -79,10 +106,10 @@ export function encoderBlock(
   maskBias?: tf.Tensor,
 ): tf.Tensor {
   const h = layerNorm(x, p[`${l}/ln1/gamma`], p[`${l}/ln1/beta`], eps);
-  const q = splitHeads(linear(p, `${l}/attn/q`, h), s.heads);
-  const k = splitHeads(linear(p, `${l}/attn/k`, h), s.heads);
-  const v = splitHeads(linear(p, `${l}/attn/v`, h), s.heads);
-  const attended = joinHeads(attend(q, k, v, 1 / Math.sqrt(s.hidden / s.heads), maskBias, ctx));
+  const q = linear(p, `${l}/attn/q`, h);
+  const k = linear(p, `${l}/attn/k`, h);
+  const v = linear(p, `${l}/attn/v`, h);
+  const attended = multiHeadAttention(q, k, v, s.heads, 1 / Math.sqrt(s.hidden / s.heads), maskBias, ctx);
   const x1 = tf.add(x, dropout(linear(p, `${l}/attn/o`, attended), ctx));
   const h2 = layerNorm(x1, p[`${l}/ln2/gamma`], p[`${l}/ln2/beta`], eps);
   const mlp = linear(p, `${l}/mlp/fc2`, dropout(gelu(linear(p, `${l}/mlp/fc1`, h2)), ctx));

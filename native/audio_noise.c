@@ -40,10 +40,3 @@ void add_gaussian_noise(const float *audio, float *out, size_t n, double sigma, 
     out[i] = (float)(v > 1 ? 1 : v < -1 ? -1 : v);
   }
 }
-
-void dropout_mask(float *out, size_t n, double rate, const uint32_t words[4]) {
-  struct sfc32 s = sfc32_from_words(words);
-  const double threshold = rate * 4294967296.0;
-  const float kept = (float)(1.0 / (1.0 - rate));
-  for (size_t i = 0; i < n; i++) out[i] = (double)sfc32_next(&s) >= threshold ? kept : 0.0f;
-}

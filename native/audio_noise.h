@@ -15,7 +15,4 @@ struct ziggurat {
 void add_gaussian_noise(const float *audio, float *out, size_t n, double sigma, const uint32_t words[4],
                         const struct ziggurat *z);
 
-// Inverted-dropout mask (model/ops.ts `dropout`): 1 / (1 - rate) where the next sfc32 word (seeded with `words`)
-// is at least rate * 2^32, else 0.
-void dropout_mask(float *out, size_t n, double rate, const uint32_t words[4]);
 #endif

@@ -2,16 +2,20 @@
 // that a wrong call throws a TypeError or RangeError instead of reading or writing out of bounds.
 #include <node_api.h>
 #include <stddef.h>
+#include <stdio.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 
 #include "activations.h"
+#include "attention.h"
 #include "audio_noise.h"
+#include "dropout.h"
 #include "optim.h"
 #include "crop_colour.h"
 #include "node_api_helpers.h"
 #include "norms.h"
+#include "reduce.h"
 
 #define CHECK(call)                                                                                          \
   if ((call) != napi_ok) {                                                                                   \
@@ -122,6 +126,93 @@ static napi_value DropoutMask(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// dropoutApply(x: Float32Array, out: Float32Array (same length), rate, words: Uint32Array(4)): undefined
+// out = x * dropoutMask(x.length, rate, words), without making the mask.
+static napi_value DropoutApply(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *x, *out, *words;
+  size_t nx, nout, count;
+  double rate;
+  if (argc != 4 || !typed_array(env, argv[0], napi_float32_array, &x, &nx) ||
+      !typed_array(env, argv[1], napi_float32_array, &out, &nout) || nx != nout ||
+      napi_get_value_double(env, argv[2], &rate) != napi_ok ||
+      !typed_array(env, argv[3], napi_uint32_array, &words, &count) || count != 4 || !(rate >= 0 && rate < 1)) {
+    napi_throw_type_error(env, NULL,
+                          "dropoutApply: expected (x, out: Float32Arrays of one length, rate in [0, 1), Uint32Array(4))");
+    return NULL;
+  }
+  dropout_apply(x, out, nx, rate, words);
+  return NULL;
+}
+
+// A Float32Array argument of exactly `length` elements, or null where `optional`; 0 (after throwing) otherwise.
+static int float_arg(napi_env env, napi_value value, size_t length, int optional, float **data, const char *what) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok) return 0;
+  if (optional && type == napi_null) {
+    *data = NULL;
+    return 1;
+  }
+  void *p;
+  size_t n;
+  if (!typed_array(env, value, napi_float32_array, &p, &n) || n != length) {
+    char message[160];
+    snprintf(message, sizeof message, "attention: %s must be a Float32Array of %zu elements%s", what, length,
+             optional ? " or null" : "");
+    napi_throw_range_error(env, NULL, message);
+    return 0;
+  }
+  *data = p;
+  return 1;
+}
+
+// attention(q, k, v, bias | null, dout | null, out | dq, dk | null, dv | null, dscores | null,
+//           batch, tokens, heads, headDim, scale, rate, words: Uint32Array(4)): undefined
+// Without dout: the forward pass into out. With dout: the backward pass into dq, dk, dv (and dscores unless null).
+// q, k, v, dout, out, dq, dk, dv: batch * tokens * heads * headDim; bias, dscores: batch * heads * tokens^2.
+static napi_value Attention(napi_env env, napi_callback_info info) {
+  size_t argc = 16;
+  napi_value argv[16];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t size[4];
+  double scale, rate;
+  void *words;
+  size_t count;
+  if (argc != 16) {
+    napi_throw_type_error(env, NULL, "attention: expected 16 arguments");
+    return NULL;
+  }
+  for (int i = 0; i < 4; i++) {
+    if (napi_get_value_int32(env, argv[9 + i], &size[i]) != napi_ok || size[i] < 1) {
+      napi_throw_type_error(env, NULL, "attention: batch, tokens, heads and headDim must be positive integers");
+      return NULL;
+    }
+  }
+  if (napi_get_value_double(env, argv[13], &scale) != napi_ok ||
+      napi_get_value_double(env, argv[14], &rate) != napi_ok || !(rate >= 0 && rate < 1) ||
+      !typed_array(env, argv[15], napi_uint32_array, &words, &count) || count != 4) {
+    napi_throw_type_error(env, NULL, "attention: expected scale, rate in [0, 1) and Uint32Array(4) words");
+    return NULL;
+  }
+  size_t batch = (size_t)size[0], tokens = (size_t)size[1], heads = (size_t)size[2], head_dim = (size_t)size[3];
+  size_t rows = batch * tokens * heads * head_dim, scores = batch * heads * tokens * tokens;
+  float *q, *k, *v, *bias, *dout, *out, *dk, *dv, *dscores;
+  if (!float_arg(env, argv[0], rows, 0, &q, "q") || !float_arg(env, argv[1], rows, 0, &k, "k") ||
+      !float_arg(env, argv[2], rows, 0, &v, "v") || !float_arg(env, argv[3], scores, 1, &bias, "bias") ||
+      !float_arg(env, argv[4], rows, 1, &dout, "dout") || !float_arg(env, argv[5], rows, 0, &out, "out") ||
+      !float_arg(env, argv[6], rows, !dout, &dk, "dk") || !float_arg(env, argv[7], rows, !dout, &dv, "dv") ||
+      !float_arg(env, argv[8], scores, 1, &dscores, "dscores")) {
+    return NULL;
+  }
+  int status = dout ? attention_backward(q, k, v, bias, dout, out, dk, dv, dscores, batch, tokens, heads, head_dim,
+                                         (float)scale, rate, words)
+                    : attention_forward(q, k, v, bias, out, batch, tokens, heads, head_dim, (float)scale, rate, words);
+  if (status != 0) napi_throw_error(env, NULL, "attention: out of memory for scratch rows");
+  return NULL;
+}
+
 // gelu(x: Float32Array, y: Float32Array): undefined; geluGrad(x, dy, dx: Float32Array): undefined (same lengths)
 static napi_value Gelu(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -201,6 +292,22 @@ static napi_value Norm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// sumLeading(x: Float32Array, out: Float32Array): undefined. out[j] = sum_i x[i * out.length + j].
+static napi_value SumLeading(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *x, *out;
+  size_t nx, nout;
+  if (argc != 2 || !typed_array(env, argv[0], napi_float32_array, &x, &nx) ||
+      !typed_array(env, argv[1], napi_float32_array, &out, &nout) || nout == 0 || nx % nout != 0) {
+    napi_throw_type_error(env, NULL, "sumLeading: expected (x, out: Float32Arrays, x.length a multiple of out.length)");
+    return NULL;
+  }
+  sum_leading(x, out, nx / nout, nout);
+  return NULL;
+}
+
 // sumSquares(g: Float32Array): number (NaN entries count as 0)
 static napi_value SumSquares(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -258,9 +365,12 @@ NAPI_MODULE_INIT() {
 #endif
   if (!export_function(env, exports, "cropResizeColour", CropResizeColour) ||
       !export_function(env, exports, "addGaussianNoise", AddGaussianNoise) ||
-      !export_function(env, exports, "dropoutMask", DropoutMask) || !export_function(env, exports, "norm", Norm) ||
+      !export_function(env, exports, "dropoutMask", DropoutMask) ||
+      !export_function(env, exports, "dropoutApply", DropoutApply) ||
+      !export_function(env, exports, "attention", Attention) || !export_function(env, exports, "norm", Norm) ||
       !export_function(env, exports, "gelu", Gelu) || !export_function(env, exports, "geluGrad", GeluGrad) ||
       !export_function(env, exports, "sumSquares", SumSquares) ||
+      !export_function(env, exports, "sumLeading", SumLeading) ||
       !export_function(env, exports, "adamUpdate", AdamUpdate)) {
     return NULL;
   }

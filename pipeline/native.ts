@@ -2,8 +2,8 @@
  * The native builds of the hot loops (native/*.c, compiled by `npm run build` with node-gyp against Node's own
  * headers; AVX-512, AVX2 and baseline versions chosen when the library loads): per clip, the training video kernel
  * (crop.ts `cropResizeColour`) and the audio noise (audio.ts `addGaussianNoise`); per training step, dropout masks,
- * the fused optimiser pass (model/fast-optim.ts) and the GELU / LayerNorm / RMS norm kernels of the wasm fast path
- * (model/kernels.ts). Each matches its JavaScript or tfjs reference within float rounding (test/pipeline/native.test.ts,
+ * the fused optimiser pass (model/fast-optim.ts) and the GELU / LayerNorm / RMS norm / dropout / attention kernels of
+ * the wasm fast path (model/kernels.ts). Each matches its JavaScript or tfjs reference within float rounding (test/pipeline/native.test.ts,
  * test/model/kernels.test.ts). A second library (native/jpeg, linked with the system's libjpeg-turbo) decodes a
  * region of a stored JPEG frame for the Parquet source (datasets/parquet-cut.ts), which otherwise uses sharp.
  *
@@ -14,7 +14,6 @@
 import { createRequire } from "node:module";
 import type { ColourFactors } from "../operators/color.js";
 import type { CropBox } from "../operators/crop.js";
-import { randomFromWords } from "./random.js";
 
 interface NativeKernels {
   cropResizeColour(
@@ -45,6 +44,33 @@ interface NativeKernels {
     zigR: number,
   ): void;
   dropoutMask(out: Float32Array, rate: number, words: Uint32Array): void;
+  /** out[j] = sum_i x[i * out.length + j]: a sum over the leading axes. */
+  sumLeading(x: Float32Array, out: Float32Array): void;
+  /** out = x * dropoutMask(x.length, rate, words), without the mask. */
+  dropoutApply(x: Float32Array, out: Float32Array, rate: number, words: Uint32Array): void;
+  /**
+   * native/attention.c: without dout, softmax(scale q k^T + bias) v with dropout into out (q, k, v, out
+   * [batch, tokens, heads * headDim]; bias [batch, heads, tokens, tokens] or null); with dout, the backward pass
+   * into dq (the `out` argument), dk, dv and dscores (or null).
+   */
+  attention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    bias: Float32Array | null,
+    dout: Float32Array | null,
+    out: Float32Array,
+    dk: Float32Array | null,
+    dv: Float32Array | null,
+    dscores: Float32Array | null,
+    batch: number,
+    tokens: number,
+    heads: number,
+    headDim: number,
+    scale: number,
+    rate: number,
+    words: Uint32Array,
+  ): void;
   gelu(x: Float32Array, y: Float32Array): void;
   /** native/binding.c `Norm`: op 0-2 layer norm (y, dx, dgamma), 3-5 RMS norm (y, dx, dscale). */
   norm(
@@ -189,16 +215,47 @@ export function decodeJpegRegionNative(
   jpeg.decodeJpegRegion(data, width, height, box.x, box.y, box.width, box.height, out, outOffset);
 }
 
-/** The native loops of the training step (native/optim.c, activations.c, norms.c), or undefined where not in use. */
+/**
+ * The native loops of the training step (native/optim.c, activations.c, norms.c, attention.c, the dropout of
+ * audio_noise.c), or undefined where not in use.
+ */
 export function nativeModelKernels():
-  | Pick<NativeKernels, "sumSquares" | "adamUpdate" | "gelu" | "geluGrad" | "norm">
+  | Pick<
+      NativeKernels,
+      "sumSquares" | "adamUpdate" | "gelu" | "geluGrad" | "norm" | "dropoutApply" | "attention" | "sumLeading"
+    >
   | undefined {
   return useNativeKernels && !(loaded instanceof Error) ? loaded : undefined;
 }
 
+/** Chris Wellons' lowbias32 integer hash (native/dropout_hash.h). */
+function lowbias32(x: number): number {
+  let h = x >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x7feb352d);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x846ca68b);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
 /**
- * Inverted-dropout mask of `length` (1 / (1 - rate) where the next word of sfc32 seeded with `words` is at least
- * rate * 2^32, else 0): native when the kernels are in use, else the same stream in JavaScript.
+ * The 32 random bits of element `index` of the dropout mask keyed by `words` (native/dropout_hash.h
+ * `dropout_bits`). Counter-based: every element is drawn on its own, so native loops vectorise and a backward pass
+ * can draw any element again.
+ */
+export function dropoutBits(index: number, words: readonly number[]): number {
+  return lowbias32((lowbias32(lowbias32((index ^ words[0]) >>> 0) + words[1]) ^ words[2]) >>> 0);
+}
+
+/** Elements whose bits are at least this are kept: ceil(rate * 2^32), at most 2^32 - 1. */
+export function dropoutThreshold(rate: number): number {
+  return Math.min(Math.ceil(rate * 2 ** 32), 2 ** 32 - 1);
+}
+
+/**
+ * Inverted-dropout mask of `length`: 1 / (1 - rate) where `dropoutBits` of the element reach
+ * `dropoutThreshold(rate)`, else 0; native when the kernels are in use, else the same function in JavaScript.
  */
 export function dropoutMask(
   length: number,
@@ -210,9 +267,8 @@ export function dropoutMask(
     loaded.dropoutMask(mask, rate, Uint32Array.from(words));
     return mask;
   }
-  const bits = randomFromWords(words);
-  const threshold = rate * 2 ** 32;
+  const threshold = dropoutThreshold(rate);
   const kept = Math.fround(1 / (1 - rate));
-  for (let i = 0; i < length; i++) mask[i] = bits.nextUint32() >= threshold ? kept : 0;
+  for (let i = 0; i < length; i++) mask[i] = dropoutBits(i, words) >= threshold ? kept : 0;
   return mask;
 }

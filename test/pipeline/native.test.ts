@@ -8,13 +8,15 @@ import {
   addGaussianNoiseNative,
   cropResizeColourNative,
   decodeJpegRegionNative,
+  dropoutBits,
   dropoutMask,
+  dropoutThreshold,
   jpegDecoderStatus,
   nativeKernelStatus,
   nativeModelKernels,
   useNativeKernels,
 } from "../../pipeline/native.js";
-import { randomFor, randomFromWords } from "../../pipeline/random.js";
+import { randomFor } from "../../pipeline/random.js";
 
 const skip = nativeKernelStatus.available ? false : `native kernels not built: ${nativeKernelStatus.reason}`;
 
@@ -243,17 +245,35 @@ describe("native optimiser loops against the formulas", {
 });
 
 describe("dropoutMask", () => {
-  it("keeps 1 - rate of the entries, scaled by 1 / (1 - rate), from the seed words' sfc32 stream", () => {
+  it("keeps 1 - rate of the entries, scaled by 1 / (1 - rate), where each element's hashed bits reach the threshold", () => {
     const words: [number, number, number, number] = [11, 22, 33, 1];
     const mask = dropoutMask(100_000, 0.1, words);
-    const bits = randomFromWords(words);
     const kept = Math.fround(1 / 0.9);
     let zeros = 0;
     for (let i = 0; i < mask.length; i++) {
-      assert.equal(mask[i], bits.nextUint32() >= 0.1 * 2 ** 32 ? kept : 0, `entry ${i}`);
+      assert.equal(mask[i], dropoutBits(i, words) >= dropoutThreshold(0.1) ? kept : 0, `entry ${i}`);
       if (mask[i] === 0) zeros++;
     }
     assert.ok(Math.abs(zeros / mask.length - 0.1) < 0.005, `${zeros} dropped`);
     assert.notDeepEqual(dropoutMask(1000, 0.1, [11, 22, 34, 1]), mask.subarray(0, 1000));
+    // Neighbouring elements are independent: the kept pattern has no short period and pairs agree as chance says.
+    let sameAsNext = 0;
+    for (let i = 0; i + 1 < mask.length; i++) if ((mask[i] === 0) === (mask[i + 1] === 0)) sameAsNext++;
+    assert.ok(
+      Math.abs(sameAsNext / (mask.length - 1) - (0.1 * 0.1 + 0.9 * 0.9)) < 0.005,
+      `${sameAsNext} pairs`,
+    );
+  });
+
+  it("draws the same bits in JavaScript as natively (VATT_NATIVE=0 runs give the same masks)", () => {
+    const words = [0xdeadbeef, 7, 0x80000000, 1];
+    assert.equal(dropoutThreshold(0), 0);
+    assert.equal(dropoutThreshold(0.5), 2 ** 31);
+    assert.equal(dropoutThreshold(1 - 2 ** -40), 2 ** 32 - 1);
+    const native = dropoutMask(4096, 0.3, words as [number, number, number, number]);
+    const threshold = dropoutThreshold(0.3);
+    for (let i = 0; i < native.length; i++) {
+      assert.equal(native[i] === 0, dropoutBits(i, words) < threshold, `entry ${i}`);
+    }
   });
 });

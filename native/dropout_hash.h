@@ -1,0 +1,31 @@
+#ifndef VATT_DROPOUT_HASH_H
+#define VATT_DROPOUT_HASH_H
+#include <stdint.h>
+
+// Dropout masks are counter-based: element i of a mask keyed by words k0..k2 (model/ops.ts dropoutWords) is kept
+// when hash(i) >= the rate's threshold. Each element is drawn on its own, so the loops vectorise (a sequential
+// generator cost ~1.5 ns per element, ~4 ms of a tiny training step) and a backward pass can draw any element
+// again. pipeline/native.ts `dropoutBits` is the same function in JavaScript.
+
+// Chris Wellons' lowbias32 integer hash.
+static inline uint32_t lowbias32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+
+static inline uint32_t dropout_bits(uint32_t index, uint32_t k0, uint32_t k1, uint32_t k2) {
+  return lowbias32(lowbias32(lowbias32(index ^ k0) + k1) ^ k2);
+}
+
+// Elements with bits >= this are kept: ceil(rate * 2^32), at most 2^32 - 1.
+static inline uint32_t dropout_threshold(double rate) {
+  double t = rate * 4294967296.0;
+  uint64_t c = (uint64_t)t;
+  if ((double)c < t) c++;
+  return c > 0xffffffffu ? 0xffffffffu : (uint32_t)c;
+}
+#endif

@@ -1,0 +1,7 @@
+#ifndef VATT_REDUCE_H
+#define VATT_REDUCE_H
+#include <stddef.h>
+
+// out[j] = sum over i < outer of x[i * inner + j] (x is outer * inner floats, out inner).
+void sum_leading(const float *x, float *out, size_t outer, size_t inner);
+#endif
