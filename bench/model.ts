@@ -1,6 +1,6 @@
 /**
  * Training step time on the fast path (wasm + native matrix kernels + fused optimiser, model/kernels.ts) against the
- * stock wasm backend, measured in one run with the two interleaved step by step (other processes share the cores):
+ * stock wasm backend, measured in one run in alternating blocks of steps (other processes share the cores):
  *
  * - the tiny preset (DropToken 0), `ratio` = stock / fast, and on the fast path DropToken 0/25/50/75 %;
  * - a bigger case where matrix speed matters: one pre-LN Transformer block (attention + FFN), B=8, T=128, D=256,
@@ -38,6 +38,9 @@ const BATCH = 8;
 const CAPTIONS = 2;
 const WARMUP_STEPS = 6;
 const TIMED_STEPS = 10;
+/** Alternating blocks of the fast/stock comparisons: rounds, untimed steps after each switch, timed steps. */
+const TINY_BLOCKS = { rounds: 4, settle: 6, timed: 4 };
+const BLOCK_BLOCKS = { rounds: 2, settle: 2, timed: 3 };
 
 /**
  * FLOPs of one training step as executed: forward over the kept tokens (this implementation projects only kept
@@ -131,28 +134,25 @@ function useMode(mode: Mode, threads: number | undefined): void {
 }
 
 /**
- * Median ms per step of `step` in both modes, interleaved (fast x fastPerRound, stock, fast ..., stock) so load
- * from other processes falls on both alike; after each switch one untimed step runs in the new mode. Stock is skipped (undefined) when the fast path is unavailable.
+ * Median ms per step of `step` in both modes, measured in alternating blocks (fast, stock, fast, stock, ...) so load
+ * from other processes falls on both alike. Each block first runs `settle` untimed steps in its mode: right after a
+ * switch the fast path runs ~20 % slower for several steps (the engine's call sites and the heap still hold the
+ * other mode's), which a training run that never switches does not see. Stock is skipped (undefined) when the
+ * fast path is unavailable.
  */
 function interleaved(
   step: () => void,
   fastOn: boolean,
   threads: number | undefined,
-  warmup: number,
-  timed: number,
-  fastPerRound = 1,
+  blocks: { rounds: number; settle: number; timed: number },
 ): { fast: number; stock?: number } {
   const modes: Mode[] = fastOn ? ["fast", "stock"] : ["stock"];
   const times: Record<Mode, number[]> = { fast: [], stock: [] };
-  for (const mode of modes) {
-    useMode(mode, threads);
-    for (let i = 0; i < warmup; i++) step();
-  }
-  for (let i = 0; i < timed; i++) {
+  for (let r = 0; r < blocks.rounds; r++) {
     for (const mode of modes) {
       useMode(mode, threads);
-      step(); // untimed: the first step after switching re-warms the newly registered kernels
-      for (let j = 0; j < (mode === "fast" ? fastPerRound : 1); j++) times[mode].push(timeMs(step));
+      for (let i = 0; i < blocks.settle; i++) step();
+      for (let i = 0; i < blocks.timed; i++) times[mode].push(timeMs(step));
     }
   }
   if (fastOn) useMode("fast", threads);
@@ -239,8 +239,7 @@ export async function benchModel(opts: { json: boolean }): Promise<Record<string
     () => trainStep(model, opt, batch, { seed: 0 }),
     fastOn,
     threads,
-    WARMUP_STEPS,
-    TIMED_STEPS,
+    TINY_BLOCKS,
   );
   disposeOptimizer(opt);
   disposeModel(model);
@@ -288,7 +287,7 @@ export async function benchModel(opts: { json: boolean }): Promise<Record<string
 
   // The bigger case: one Transformer block at sizes where matrix speed decides.
   const block = blockCase();
-  const blockTimes = interleaved(block.step, fastOn, threads, 2, 3, 3);
+  const blockTimes = interleaved(block.step, fastOn, threads, BLOCK_BLOCKS);
   block.dispose();
   const blockResult = {
     config: `one pre-LN Transformer block (attention + FFN), B=${BLOCK.batch}, T=${BLOCK.tokens}, D=${BLOCK.hidden}, MLP ${BLOCK.mlp}, ${BLOCK.heads} heads, variableGrads + Adam`,
