@@ -16,6 +16,7 @@
  * Unsubscribing (breaking out of the `for await`, or `unsubscribe()`) tears every stage down: in-flight work is
  * aborted through its AbortSignal (the decoders kill their ffmpeg processes) and the source iterator is returned.
  */
+import { setMaxListeners } from "node:events";
 import { map, Observable, Subject } from "rxjs";
 
 /** A stream that produces values only on request: subscribe with the consumer's demand (n = "n more"). */
@@ -143,6 +144,9 @@ export function mapConcurrent<A, B>(
     new Observable<B>((subscriber) => {
       const upstreamDemand = new Subject<number>();
       const abort = new AbortController();
+      // Every running project listens to this one signal (and may fan out: an evaluation video decodes its 4
+      // windows at once), each removing its listener when it settles: more than Node's default 10 is no leak.
+      setMaxListeners(0, abort.signal);
       /** Finished results by sequence number; in unordered mode keys are arrival order. */
       const finished = new Map<number, Settled<B>>();
       let nextSeq = 0; // sequence number of the next value taken from upstream

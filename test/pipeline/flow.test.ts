@@ -95,6 +95,35 @@ describe("demand-driven flow", () => {
     assert.deepEqual(skipped.sort(), [0, 3, 6]);
   });
 
+  it("many projects (and their fan-out) listening to the stage's abort signal raise no listener warning", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on("warning", onWarning);
+    try {
+      const listening = { now: 0, most: 0 };
+      // Each project fans out to 4 listeners, as an evaluation video decodes its 4 windows at once.
+      const project = async (i: number, signal: AbortSignal) => {
+        const handlers = [0, 1, 2, 3].map(() => () => {});
+        for (const h of handlers) signal.addEventListener("abort", h, { once: true });
+        listening.now += 4;
+        listening.most = Math.max(listening.most, listening.now);
+        await sleep(5);
+        for (const h of handlers) signal.removeEventListener("abort", h);
+        listening.now -= 4;
+        return i;
+      };
+      const op = mapConcurrent(project, { concurrency: 8, buffer: 1 });
+      const out: number[] = [];
+      for await (const v of toAsyncIterable(flow(fromIterable([...Array(32).keys()]), op))) out.push(v);
+      await sleep(10); // warnings are emitted on the next tick
+      assert.equal(out.length, 32);
+      assert.ok(listening.most > 10, `only ${listening.most} listeners at once: the case is not exercised`);
+      assert.deepEqual(warnings, []);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+
   it("an error without onError ends the stream with it", async () => {
     const op = mapConcurrent(
       async (i: number) => {
