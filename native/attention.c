@@ -65,22 +65,55 @@ static inline __attribute__((always_inline)) void axpy(float *restrict y, float 
 }
 
 
-// Gathers head h of x ([n, d] rows of one batch item) transposed into t ([dh, n]).
+// Tokens rounded up to whole 16-float chunks: the transposed heads are padded with zeros to this width so the
+// products below work a chunk at a time.
+static inline size_t padded(size_t n) { return (n + 15) & ~(size_t)15; }
+
+// Gathers head h of x ([n, d] rows of one batch item) transposed into t ([dh, padded(n)], zero padded).
 static void head_transposed(const float *restrict x, float *restrict t, const struct dims *s, size_t h) {
-  for (size_t j = 0; j < s->n; j++)
-    for (size_t c = 0; c < s->dh; c++) t[c * s->n + j] = x[j * s->d + h * s->dh + c];
+  const size_t width = padded(s->n);
+  for (size_t c = 0; c < s->dh; c++) {
+    float *restrict row = t + c * width;
+    for (size_t j = 0; j < s->n; j++) row[j] = x[j * s->d + h * s->dh + c];
+    for (size_t j = s->n; j < width; j++) row[j] = 0.0f;
+  }
 }
 
-// p[j] = softmax_j(scale q_i . k_j + bias[j]) for one query row; kt is the head's keys transposed ([dh, n]).
+// out[j] = a . t[:, j] for all j < padded(n), a 16-wide chunk of j at a time held in a register over the dh
+// products (t is a head transposed by head_transposed).
+static inline __attribute__((always_inline)) void dot_columns(const float *restrict a, const float *restrict t,
+                                                              float *restrict out, size_t n, size_t dh) {
+  const size_t width = padded(n);
+  for (size_t j = 0; j < width; j += 16) {
+    f32x16 acc = {0};
+    for (size_t c = 0; c < dh; c++) acc += a[c] * load16(t + c * width + j);
+    store16(out + j, acc);
+  }
+}
+
+// out[0..dh) = sum_j w[j] rows[j * d ..]: accumulated in registers for the usual head sizes (16, 32, 48, 64).
+static inline __attribute__((always_inline)) void weighted_rows(float *restrict out, const float *restrict w,
+                                                                const float *restrict rows, size_t n, size_t d,
+                                                                size_t dh) {
+  if (dh % 16 == 0 && dh <= 64) {
+    f32x16 acc[4] = {{0}, {0}, {0}, {0}};
+    for (size_t j = 0; j < n; j++) {
+      const float *restrict r = rows + j * d;
+      for (size_t t = 0; t < dh / 16; t++) acc[t] += w[j] * load16(r + 16 * t);
+    }
+    for (size_t t = 0; t < dh / 16; t++) store16(out + 16 * t, acc[t]);
+  } else {
+    for (size_t c = 0; c < dh; c++) out[c] = 0.0f;
+    for (size_t j = 0; j < n; j++) axpy(out, w[j], rows + j * d, dh);
+  }
+}
+
+// p[j] = softmax_j(scale q_i . k_j + bias[j]) for one query row; kt is the head's keys transposed, and p has room
+// for padded(n) values.
 static inline void softmax_row(const float *restrict qi, const float *restrict kt, const float *restrict bias,
                                float *restrict p, const struct dims *s, float scale) {
   const size_t n = s->n;
-  for (size_t j = 0; j < n; j++) p[j] = 0.0f;
-  for (size_t c = 0; c < s->dh; c++) {
-    const float qc = qi[c];
-    const float *restrict row = kt + c * n;
-    for (size_t j = 0; j < n; j++) p[j] += qc * row[j];
-  }
+  dot_columns(qi, kt, p, n, s->dh);
   if (bias)
     for (size_t j = 0; j < n; j++) p[j] = p[j] * scale + bias[j];
   else
@@ -119,7 +152,8 @@ static inline __attribute__((always_inline)) void forward_head(const float *rest
                                                                size_t n, size_t d, size_t h, const size_t dh,
                                                                float scale, const struct dropout *drop) {
   const struct dims s = {0, n, 0, dh, d};
-  float *kt = scratch, *p = kt + dh * n, *m = p + n;
+  const size_t width = padded(n);
+  float *kt = scratch, *p = kt + dh * width, *m = p + width;
   head_transposed(k, kt, &s, h);
   for (size_t i = 0; i < n; i++) {
     softmax_row(q + i * d + h * dh, kt, bias ? bias + i * n : NULL, p, &s, scale);
@@ -127,9 +161,7 @@ static inline __attribute__((always_inline)) void forward_head(const float *rest
       dropout_row(m, n, drop, drop->first + i * n);
       for (size_t j = 0; j < n; j++) p[j] *= m[j];
     }
-    float *restrict o = out + i * d + h * dh;
-    for (size_t c = 0; c < dh; c++) o[c] = 0.0f;
-    for (size_t j = 0; j < n; j++) axpy(o, p[j], v + j * d + h * dh, dh);
+    weighted_rows(out + i * d + h * dh, p, v + h * dh, n, d, dh);
   }
 }
 
@@ -137,7 +169,7 @@ CLONES int attention_forward(const float *restrict q, const float *restrict k, c
                              const float *restrict bias, float *restrict out, size_t batch, size_t tokens,
                              size_t heads, size_t head_dim, float scale, double rate, const uint32_t words[4]) {
   const size_t n = tokens, d = heads * head_dim;
-  float *scratch = malloc(sizeof(float) * (head_dim * n + 2 * n));
+  float *scratch = malloc(sizeof(float) * (head_dim + 2) * padded(n));
   if (!scratch) return -1;
   for (size_t b = 0; b < batch; b++) {
     const size_t base = b * n * d;
@@ -166,7 +198,8 @@ static inline __attribute__((always_inline)) void backward_head(
     float *restrict scratch, size_t n, size_t d, size_t h, const size_t dh, float scale,
     const struct dropout *drop) {
   const struct dims s = {0, n, 0, dh, d};
-  float *kt = scratch, *vt = kt + dh * n, *p = vt + dh * n, *m = p + n, *dp = m + n;
+  const size_t width = padded(n);
+  float *kt = scratch, *vt = kt + dh * width, *p = vt + dh * width, *m = p + width, *dp = m + width;
   head_transposed(k, kt, &s, h);
   head_transposed(v, vt, &s, h);
   for (size_t i = 0; i < n; i++) {
@@ -177,12 +210,7 @@ static inline __attribute__((always_inline)) void backward_head(
       for (size_t j = 0; j < n; j++) m[j] = 1.0f;
     // dv_j += (p_j m_j) dout_i; d(p m)_j = dout_i . v_j
     const float *restrict go = dout + row;
-    for (size_t j = 0; j < n; j++) dp[j] = 0.0f;
-    for (size_t c = 0; c < dh; c++) {
-      const float gc = go[c];
-      const float *restrict vrow = vt + c * n;
-      for (size_t j = 0; j < n; j++) dp[j] += gc * vrow[j];
-    }
+    dot_columns(go, vt, dp, n, dh);
     for (size_t j = 0; j < n; j++) axpy(dv + j * d + h * dh, p[j] * m[j], go, dh);
     // Through the dropout and the softmax: ds_j = p_j (dp_j m_j - sum_l p_l dp_l m_l).
     float dot = 0.0f;
@@ -193,13 +221,9 @@ static inline __attribute__((always_inline)) void backward_head(
     for (size_t j = 0; j < n; j++) dp[j] = p[j] * (dp[j] - dot);
     if (dscores) memcpy(dscores + i * n, dp, sizeof(float) * n);
     // dq_i = scale sum_j ds_j k_j; dk_j += scale ds_j q_i
-    float *restrict dqi = dq + row;
-    for (size_t c = 0; c < dh; c++) dqi[c] = 0.0f;
-    for (size_t j = 0; j < n; j++) {
-      const float gj = dp[j] * scale;
-      axpy(dqi, gj, k + j * d + h * dh, dh);
-      axpy(dk + j * d + h * dh, gj, q + row, dh);
-    }
+    for (size_t j = 0; j < n; j++) dp[j] *= scale;
+    weighted_rows(dq + row, dp, k + h * dh, n, d, dh);
+    for (size_t j = 0; j < n; j++) axpy(dk + j * d + h * dh, dp[j], q + row, dh);
   }
 }
 
@@ -209,7 +233,7 @@ CLONES int attention_backward(const float *restrict q, const float *restrict k, 
                               size_t tokens, size_t heads, size_t head_dim, float scale, double rate,
                               const uint32_t words[4]) {
   const size_t n = tokens, d = heads * head_dim;
-  float *scratch = malloc(sizeof(float) * (2 * head_dim * n + 3 * n));
+  float *scratch = malloc(sizeof(float) * (2 * head_dim + 3) * padded(n));
   if (!scratch) return -1;
   memset(dk, 0, sizeof(float) * batch * n * d);
   memset(dv, 0, sizeof(float) * batch * n * d);

@@ -276,56 +276,62 @@ test("the fused dropout and attention kernels' values and gradients match the co
   if (fastReason) return t.skip(fastReason);
   await tf.setBackend("wasm");
   if (!fusedOpsReady()) return t.skip("native kernels not built");
-  const [b, n, heads, dh] = [3, 11, 2, 5];
-  const shape = [b, n, heads * dh];
-  const weights = values(shape, 20);
-  // Text-like bias: a learned [1, H, N, N] table plus a padding mask hiding the last keys of item 1.
-  const table = values([1, heads, n, n], 21);
-  const padding = Float32Array.from({ length: b * n }, (_, i) => (i >= n && i % n >= n - 4 ? -1e9 : 0));
-  const run = (rate: number) =>
-    tf.tidy(() => {
-      // A fresh generator per run: both backends draw the same dropout masks.
-      const ctx = (): ForwardContext => ({
-        training: true,
-        dropout: rate,
-        rng: randomForRun(7, "test/attn"),
+  // Head sizes: 5 takes the scalar loops, 16 and 64 the vector ones; 19 and 33 tokens leave part-filled chunks.
+  for (const [b, n, heads, dh] of [
+    [3, 11, 2, 5],
+    [2, 19, 2, 16],
+    [2, 33, 1, 64],
+  ]) {
+    const shape = [b, n, heads * dh];
+    const weights = values(shape, 20);
+    // Text-like bias: a learned [1, H, N, N] table plus a padding mask hiding the last keys of item 1.
+    const table = values([1, heads, n, n], 21);
+    const padding = Float32Array.from({ length: b * n }, (_, i) => (i >= n && i % n >= n - 4 ? -1e9 : 0));
+    const run = (rate: number) =>
+      tf.tidy(() => {
+        // A fresh generator per run: both backends draw the same dropout masks.
+        const ctx = (): ForwardContext => ({
+          training: true,
+          dropout: rate,
+          rng: randomForRun(7, "test/attn"),
+        });
+        const [q, k, v] = [22, 23, 24].map((seed) =>
+          tf.tensor(
+            values(shape, seed).map((x) => x * 2),
+            shape,
+          ),
+        );
+        const rel = tf.tensor(table, [1, heads, n, n]);
+        const w = tf.tensor(weights, shape);
+        const bias = (r: tf.Tensor) => tf.add(r, tf.tensor(padding, [b, 1, 1, n]));
+        const plain = (a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) =>
+          tf.sum(tf.mul(multiHeadAttention(a, c, d, heads, 0.7, undefined, ctx()), w));
+        const biased = (a: tf.Tensor, c: tf.Tensor, d: tf.Tensor, r: tf.Tensor) =>
+          tf.sum(tf.mul(multiHeadAttention(a, c, d, heads, 1, bias(r), ctx()), w));
+        const dropped = (a: tf.Tensor) => tf.sum(tf.mul(dropout(a, ctx()), w));
+        return [
+          multiHeadAttention(q, k, v, heads, 0.7, undefined, ctx()),
+          ...tf.grads(plain)([q, k, v]),
+          multiHeadAttention(q, k, v, heads, 1, bias(rel), ctx()),
+          ...tf.grads(biased)([q, k, v, rel]),
+          dropout(q, ctx()),
+          tf.grad(dropped)(q),
+        ].map((x) => x.dataSync() as Float32Array);
       });
-      const [q, k, v] = [22, 23, 24].map((seed) =>
-        tf.tensor(
-          values(shape, seed).map((x) => x * 2),
-          shape,
-        ),
-      );
-      const rel = tf.tensor(table, [1, heads, n, n]);
-      const w = tf.tensor(weights, shape);
-      const bias = (r: tf.Tensor) => tf.add(r, tf.tensor(padding, [b, 1, 1, n]));
-      const plain = (a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) =>
-        tf.sum(tf.mul(multiHeadAttention(a, c, d, heads, 0.7, undefined, ctx()), w));
-      const biased = (a: tf.Tensor, c: tf.Tensor, d: tf.Tensor, r: tf.Tensor) =>
-        tf.sum(tf.mul(multiHeadAttention(a, c, d, heads, 1, bias(r), ctx()), w));
-      const dropped = (a: tf.Tensor) => tf.sum(tf.mul(dropout(a, ctx()), w));
-      return [
-        multiHeadAttention(q, k, v, heads, 0.7, undefined, ctx()),
-        ...tf.grads(plain)([q, k, v]),
-        multiHeadAttention(q, k, v, heads, 1, bias(rel), ctx()),
-        ...tf.grads(biased)([q, k, v, rel]),
-        dropout(q, ctx()),
-        tf.grad(dropped)(q),
-      ].map((x) => x.dataSync() as Float32Array);
-    });
-  const names = ["attention", "d/dq", "d/dk", "d/dv", "biased", "d/dq", "d/dk", "d/dv", "d/dtable"];
-  for (const rate of [0, 0.3]) {
-    const want = await onBackend("cpu", () => run(rate));
-    const before = tf.memory().numTensors;
-    const got = await onBackend("wasm", () => run(rate));
-    assert.equal(tf.memory().numTensors, before);
-    for (const [i, name] of [...names, "dropout", "d dropout"].entries()) {
-      assertClose(got[i], want[i], `${name} (dropout ${rate})`);
+    const names = ["attention", "d/dq", "d/dk", "d/dv", "biased", "d/dq", "d/dk", "d/dv", "d/dtable"];
+    for (const rate of [0, 0.3]) {
+      const want = await onBackend("cpu", () => run(rate));
+      const before = tf.memory().numTensors;
+      const got = await onBackend("wasm", () => run(rate));
+      assert.equal(tf.memory().numTensors, before);
+      for (const [i, name] of [...names, "dropout", "d dropout"].entries()) {
+        assertClose(got[i], want[i], `${name} (dropout ${rate}, head ${dh})`);
+      }
+      // The padding hides keys: no gradient reaches their values in item 1.
+      const dv = got[7];
+      for (let j = n - 4; j < n; j++)
+        assert.equal(dv[(n + j) * heads * dh], 0, `masked key ${j} gets no gradient`);
     }
-    // The padding hides keys: no gradient reaches their values in item 1.
-    const dv = got[7];
-    for (let j = n - 4; j < n; j++)
-      assert.equal(dv[(n + j) * heads * dh], 0, `masked key ${j} gets no gradient`);
   }
 });
 
