@@ -74,6 +74,27 @@ export function fusedApplyGradients(
     }
   }
   const native = nativeModelKernels();
+  const clip = o.config.clipNorm;
+  // Without clipping, native Adam sums the squares in its own pass: no separate pass over the gradients.
+  if (native && m.kind === "adam" && clip === undefined) {
+    let squares = 0;
+    const lrT = (lr * Math.sqrt(1 - m.beta2 ** t)) / (1 - m.beta1 ** t);
+    for (const name of names) {
+      squares += native.adamUpdate(
+        view(b, params[name]),
+        view(b, o.slots[`adam/m/${name}`]),
+        view(b, o.slots[`adam/v/${name}`]),
+        view(b, grads[name]),
+        1,
+        m.beta1,
+        m.beta2,
+        m.epsilon,
+        lrT,
+      );
+    }
+    applied++;
+    return Math.fround(Math.sqrt(squares));
+  }
   // Global norm over the NaN-cleaned gradients.
   let squares = 0;
   for (const name of names) {
@@ -90,7 +111,6 @@ export function fusedApplyGradients(
     squares += s;
   }
   const norm = Math.fround(Math.sqrt(squares));
-  const clip = o.config.clipNorm;
   const factor = clip === undefined ? 1 : Math.fround(clip / Math.max(norm, clip));
   if (m.kind === "adam") {
     const b1 = m.beta1;

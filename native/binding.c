@@ -324,7 +324,7 @@ static napi_value SumSquares(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// adamUpdate(p, m, v, g: Float32Array (same length), factor, beta1, beta2, epsilon, lrT): undefined
+// adamUpdate(p, m, v, g: Float32Array (same length), factor, beta1, beta2, epsilon, lrT): number (g's sum of squares)
 static napi_value AdamUpdate(napi_env env, napi_callback_info info) {
   size_t argc = 9;
   napi_value argv[9];
@@ -343,9 +343,11 @@ static napi_value AdamUpdate(napi_env env, napi_callback_info info) {
   }
   double k[5];
   for (int i = 0; i < 5; i++) CHECK(napi_get_value_double(env, argv[4 + i], &k[i]));
-  adam_update(arrays[0], arrays[1], arrays[2], arrays[3], lengths[0], (float)k[0], k[1], k[2], (float)k[3],
-              (float)k[4]);
-  return NULL;
+  double squares = adam_update(arrays[0], arrays[1], arrays[2], arrays[3], lengths[0], (float)k[0], k[1], k[2],
+                               (float)k[3], (float)k[4]);
+  napi_value result;
+  CHECK(napi_create_double(env, squares, &result));
+  return result;
 }
 
 static int export_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {

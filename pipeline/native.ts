@@ -94,7 +94,7 @@ interface NativeKernels {
     beta2: number,
     epsilon: number,
     lrT: number,
-  ): void;
+  ): number;
 }
 
 interface JpegDecoder {

@@ -233,7 +233,11 @@ describe("native optimiser loops against the formulas", {
       wantV[i] = b2 * wantV[i] + (1 - b2) * x * x;
       want[i] -= (wantM[i] / (Math.sqrt(wantV[i]) + eps)) * lrT;
     }
-    kernels.adamUpdate(p, m, v, g, factor, b1, b2, eps, lrT);
+    const returned = kernels.adamUpdate(p, m, v, g, factor, b1, b2, eps, lrT);
+    assert.ok(
+      Math.abs(returned - squares) < 1e-6 * squares,
+      "adamUpdate returns the gradient's sum of squares",
+    );
     for (let i = 0; i < n; i++) {
       // float32 arithmetic against double: a few ulps of the terms' size (m ~0.2, v ~0.01).
       assert.ok(Math.abs(m[i] - wantM[i]) <= 1e-7, `m[${i}]: ${m[i]} != ${wantM[i]}`);
