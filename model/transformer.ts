@@ -68,8 +68,8 @@ export function attend(
 /**
  * Multi-head attention on projections in their own layout: q, k, v [B, N, H * dh] -> [B, N, H * dh], i.e.
  * joinHeads(attend(splitHeads(q), splitHeads(k), splitHeads(v), ...)). One native kernel each way on the fast path
- * (model/kernels.ts `fusedAttention`: same dropout draws, no head transposes) when `bias` is absent or full
- * [B, H, N, N]; the composed ops otherwise.
+ * (model/kernels.ts `fusedAttention`: same dropout draws, no head transposes; a bias broadcasting to
+ * [B, H, N, N] is spread to it); the composed ops otherwise.
  */
 export function multiHeadAttention(
   q: tf.Tensor,
@@ -81,10 +81,12 @@ export function multiHeadAttention(
   ctx: ForwardContext,
 ): tf.Tensor {
   const [b, n] = q.shape;
-  const fullBias = !bias || (bias.rank === 4 && bias.shape.join() === [b, heads, n, n].join());
-  if (fusedOpsReady() && fullBias && q.rank === 3 && q.dtype === "float32") {
+  if (fusedOpsReady() && q.rank === 3 && q.dtype === "float32" && (!bias || bias.rank === 4)) {
+    const full = [b, heads, n, n];
+    // A bias that broadcasts (a padding mask [B, 1, 1, N]) is spread to [B, H, N, N] first; its gradient sums back.
+    const spread = bias && bias.shape.join() !== full.join() ? tf.broadcastTo(bias, full) : bias;
     const rate = ctx.training ? ctx.dropout : 0;
-    return fusedAttention(q, k, v, heads, scale, bias, rate, rate > 0 ? dropoutWords(ctx) : [0, 0, 0, 0]);
+    return fusedAttention(q, k, v, heads, scale, spread, rate, rate > 0 ? dropoutWords(ctx) : [0, 0, 0, 0]);
   }
   return joinHeads(
     attend(splitHeads(q, heads), splitHeads(k, heads), splitHeads(v, heads), scale, bias, ctx),

@@ -308,12 +308,16 @@ test("the fused dropout and attention kernels' values and gradients match the co
           tf.sum(tf.mul(multiHeadAttention(a, c, d, heads, 0.7, undefined, ctx()), w));
         const biased = (a: tf.Tensor, c: tf.Tensor, d: tf.Tensor, r: tf.Tensor) =>
           tf.sum(tf.mul(multiHeadAttention(a, c, d, heads, 1, bias(r), ctx()), w));
+        const mask = tf.tensor(padding, [b, 1, 1, n]); // broadcasts: spread to [B, H, N, N] on the fast path
+        const masked = (a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) =>
+          tf.sum(tf.mul(multiHeadAttention(a, c, d, heads, 0.5, mask, ctx()), w));
         const dropped = (a: tf.Tensor) => tf.sum(tf.mul(dropout(a, ctx()), w));
         return [
           multiHeadAttention(q, k, v, heads, 0.7, undefined, ctx()),
           ...tf.grads(plain)([q, k, v]),
           multiHeadAttention(q, k, v, heads, 1, bias(rel), ctx()),
           ...tf.grads(biased)([q, k, v, rel]),
+          ...tf.grads(masked)([q, k, v]),
           dropout(q, ctx()),
           tf.grad(dropped)(q),
         ].map((x) => x.dataSync() as Float32Array);
@@ -324,7 +328,7 @@ test("the fused dropout and attention kernels' values and gradients match the co
       const before = tf.memory().numTensors;
       const got = await onBackend("wasm", () => run(rate));
       assert.equal(tf.memory().numTensors, before);
-      for (const [i, name] of [...names, "dropout", "d dropout"].entries()) {
+      for (const [i, name] of [...names, "masked d/dq", "d/dk", "d/dv", "dropout", "d dropout"].entries()) {
         assertClose(got[i], want[i], `${name} (dropout ${rate}, head ${dh})`);
       }
       // The padding hides keys: no gradient reaches their values in item 1.
