@@ -339,7 +339,7 @@ test("the fused dropout and attention kernels' values and gradients match the co
   }
 });
 
-test("Sum over leading axes (bias gradients) and same-dtype Cast match the cpu backend", async (t) => {
+test("Sum over leading axes (bias gradients), same-dtype Cast and row gathers match the cpu backend", async (t) => {
   if (fastReason) return t.skip(fastReason);
   const shape = [3, 5, 7];
   const x = values(shape, 30);
@@ -357,7 +357,12 @@ test("Sum over leading axes (bias gradients) and same-dtype Cast match the cpu b
       const xt = tf.tensor(x, shape);
       const sums = cases.map((c) => tf.sum(xt, c.axis, c.keepDims));
       const viaBias = tf.grad((b: tf.Tensor) => tf.sum(tf.mul(tf.add(xt, b), xt)))(tf.zeros([7]));
-      return [...sums, viaBias, tf.cast(xt, "float32"), tf.cast(xt, "int32")].map((v) => ({
+      const gathers = [
+        tf.gather(xt, tf.tensor1d([2, 0, 2, 1], "int32")), // rows (the fast kernel)
+        tf.gather(tf.cast(xt, "int32"), tf.tensor2d([1, 2, 0, 0], [2, 2], "int32")), // int rows, 2-D indices
+        tf.gather(xt, tf.tensor1d([6, 0], "int32"), 2), // another axis: the stock kernel
+      ];
+      return [...sums, viaBias, tf.cast(xt, "float32"), tf.cast(xt, "int32"), ...gathers].map((v) => ({
         shape: v.shape,
         data: Float32Array.from(v.dataSync()),
       }));
@@ -368,6 +373,12 @@ test("Sum over leading axes (bias gradients) and same-dtype Cast match the cpu b
     assert.deepEqual(got[i].shape, w.shape, `case ${i} shape`);
     assertClose(got[i].data, w.data, `case ${i}`);
   }
+  const before = tf.memory().numTensors;
+  assert.throws(
+    () => tf.tidy(() => tf.gather(tf.zeros([3, 2]), tf.tensor1d([3], "int32"))),
+    /index 3 is not in \[0, 2\]/,
+  );
+  assert.equal(tf.memory().numTensors, before);
 });
 
 test("shape planning folds a shared right operand's batch into rows and rejects bad shapes", () => {
