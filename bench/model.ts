@@ -36,11 +36,12 @@ import type { Batch } from "../pipeline/records.js";
 
 const BATCH = 8;
 const CAPTIONS = 2;
-const WARMUP_STEPS = 6;
+/** The DropToken rates' runs (fast path only): warm-up long enough to reach the steady state, then timed steps. */
+const WARMUP_STEPS = 20;
 const TIMED_STEPS = 10;
-/** Alternating blocks of the fast/stock comparisons: rounds, untimed steps after each switch, timed steps. */
-const TINY_BLOCKS = { rounds: 4, settle: 6, timed: 4 };
-const BLOCK_BLOCKS = { rounds: 2, settle: 2, timed: 3 };
+/** Alternating blocks of the fast/stock comparisons: rounds, and each mode's untimed and timed steps per block. */
+const TINY_BLOCKS = { rounds: 3, fast: { settle: 20, timed: 8 }, stock: { settle: 2, timed: 4 } };
+const BLOCK_BLOCKS = { rounds: 2, fast: { settle: 4, timed: 4 }, stock: { settle: 1, timed: 2 } };
 
 /**
  * FLOPs of one training step as executed: forward over the kept tokens (this implementation projects only kept
@@ -133,26 +134,33 @@ function useMode(mode: Mode, threads: number | undefined): void {
   else disableFastKernels();
 }
 
+/** Steps of one mode's block: untimed steps after the switch, then timed ones. */
+interface Block {
+  settle: number;
+  timed: number;
+}
+
 /**
  * Median ms per step of `step` in both modes, measured in alternating blocks (fast, stock, fast, stock, ...) so load
- * from other processes falls on both alike. Each block first runs `settle` untimed steps in its mode: right after a
- * switch the fast path runs ~20 % slower for several steps (the engine's call sites and the heap still hold the
- * other mode's), which a training run that never switches does not see. Stock is skipped (undefined) when the
- * fast path is unavailable.
+ * from other processes falls on both alike. Each block first runs `settle` untimed steps in its mode: after a switch
+ * (new kernels registered, the other mode's garbage on the heap) the fast path runs 20-30 % slower for ~15 steps,
+ * every other step paying for garbage collection, which a training run that never switches does not see. Stock is
+ * skipped (undefined) when the fast path is unavailable.
  */
 function interleaved(
   step: () => void,
   fastOn: boolean,
   threads: number | undefined,
-  blocks: { rounds: number; settle: number; timed: number },
+  plan: { rounds: number; fast: Block; stock: Block },
 ): { fast: number; stock?: number } {
   const modes: Mode[] = fastOn ? ["fast", "stock"] : ["stock"];
   const times: Record<Mode, number[]> = { fast: [], stock: [] };
-  for (let r = 0; r < blocks.rounds; r++) {
+  for (let r = 0; r < plan.rounds; r++) {
     for (const mode of modes) {
       useMode(mode, threads);
-      for (let i = 0; i < blocks.settle; i++) step();
-      for (let i = 0; i < blocks.timed; i++) times[mode].push(timeMs(step));
+      const block = fastOn ? plan[mode] : plan.fast;
+      for (let i = 0; i < block.settle; i++) step();
+      for (let i = 0; i < block.timed; i++) times[mode].push(timeMs(step));
     }
   }
   if (fastOn) useMode("fast", threads);
