@@ -318,10 +318,8 @@ function gatherKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; a
   const { axis, batchDims } = (args.attrs ?? {}) as { axis: number; batchDims?: number };
   const rank = x.shape.length;
   const rows = x.shape[0];
-  if ((axis < 0 ? axis + rank : axis) !== 0 || (batchDims ?? 0) !== 0 || rank < 1 || indices.dtype !== "int32") {
-    return stockKernel("GatherV2").kernelFunc(args as never) as tf.TensorInfo;
-  }
-  if (x.dtype !== "float32" && x.dtype !== "int32") {
+  const rows0 = rank >= 1 && (axis < 0 ? axis + rank : axis) === 0 && (batchDims ?? 0) === 0;
+  if (!rows0 || indices.dtype !== "int32" || (x.dtype !== "float32" && x.dtype !== "int32")) {
     return stockKernel("GatherV2").kernelFunc(args as never) as tf.TensorInfo;
   }
   const b = args.backend as WasmBackendLike;
