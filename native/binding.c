@@ -15,7 +15,7 @@
 #include "crop_colour.h"
 #include "node_api_helpers.h"
 #include "norms.h"
-#include "reduce.h"
+#include "rows.h"
 
 #define CHECK(call)                                                                                          \
   if ((call) != napi_ok) {                                                                                   \

@@ -1,7 +1,7 @@
 // Sums over the leading axes of a row-major array (out[j] = sum_i x[i * inner + j]): the gradient of every bias
 // and broadcast add. The wasm backend's Sum reduces only the last axis, so for these it first transposes the whole
 // array; here the rows are added in place, vectorised along the row.
-#include "reduce.h"
+#include "rows.h"
 
 #include <string.h>
 

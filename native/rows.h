@@ -1,5 +1,5 @@
-#ifndef VATT_REDUCE_H
-#define VATT_REDUCE_H
+#ifndef VATT_ROWS_H
+#define VATT_ROWS_H
 #include <stddef.h>
 
 // out[j] = sum over i < outer of x[i * inner + j] (x is outer * inner floats, out inner).
