@@ -7,18 +7,18 @@
 // generator cost ~1.5 ns per element, ~4 ms of a tiny training step) and a backward pass can draw any element
 // again. pipeline/native.ts `dropoutBits` is the same function in JavaScript.
 
-// Chris Wellons' lowbias32 integer hash.
-static inline uint32_t lowbias32(uint32_t x) {
+// murmur3's 32-bit finaliser (pipeline/random.ts fmix32).
+static inline uint32_t fmix32(uint32_t x) {
   x ^= x >> 16;
-  x *= 0x7feb352du;
-  x ^= x >> 15;
-  x *= 0x846ca68bu;
+  x *= 0x85ebca6bu;
+  x ^= x >> 13;
+  x *= 0xc2b2ae35u;
   x ^= x >> 16;
   return x;
 }
 
 static inline uint32_t dropout_bits(uint32_t index, uint32_t k0, uint32_t k1, uint32_t k2) {
-  return lowbias32(lowbias32(lowbias32(index ^ k0) + k1) ^ k2);
+  return fmix32(fmix32(fmix32(index ^ k0) + k1) ^ k2);
 }
 
 // Elements with bits >= this are kept: ceil(rate * 2^32), at most 2^32 - 1.

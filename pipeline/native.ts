@@ -14,6 +14,7 @@
 import { createRequire } from "node:module";
 import type { ColourFactors } from "../operators/color.js";
 import type { CropBox } from "../operators/crop.js";
+import { fmix32 } from "./random.js";
 
 interface NativeKernels {
   cropResizeColour(
@@ -228,24 +229,13 @@ export function nativeModelKernels():
   return useNativeKernels && !(loaded instanceof Error) ? loaded : undefined;
 }
 
-/** Chris Wellons' lowbias32 integer hash (native/dropout_hash.h). */
-function lowbias32(x: number): number {
-  let h = x >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x7feb352d);
-  h ^= h >>> 15;
-  h = Math.imul(h, 0x846ca68b);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
 /**
  * The 32 random bits of element `index` of the dropout mask keyed by `words` (native/dropout_hash.h
  * `dropout_bits`). Counter-based: every element is drawn on its own, so native loops vectorise and a backward pass
  * can draw any element again.
  */
 export function dropoutBits(index: number, words: readonly number[]): number {
-  return lowbias32((lowbias32(lowbias32((index ^ words[0]) >>> 0) + words[1]) ^ words[2]) >>> 0);
+  return fmix32((fmix32(fmix32((index ^ words[0]) >>> 0) + words[1]) ^ words[2]) >>> 0);
 }
 
 /** Elements whose bits are at least this are kept: ceil(rate * 2^32), at most 2^32 - 1. */
