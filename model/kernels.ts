@@ -293,10 +293,11 @@ function sumKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attr
   const { axis, keepDims } = (args.attrs ?? {}) as { axis: number | number[]; keepDims: boolean };
   const native = nativeModelKernels();
   const rank = x.shape.length;
-  const axes = [...new Set((Array.isArray(axis) ? axis : [axis]).map((a) => (a < 0 ? a + rank : a)))].sort(
-    (a, b) => a - b,
-  );
-  const leading = axes.length > 0 && axes.length < rank && axes.every((a, i) => a === i);
+  const listed = (Array.isArray(axis) ? axis : [axis]).map((a) => (a < 0 ? a + rank : a));
+  const axes = [...new Set(listed)].sort((a, b) => a - b);
+  // Repeated axes are left to the stock kernel (whatever it makes of them).
+  const leading =
+    axes.length === listed.length && axes.length > 0 && axes.length < rank && axes.every((a, i) => a === i);
   if (!native || x.dtype !== "float32" || !leading) {
     return stockKernel("Sum").kernelFunc(args as never) as tf.TensorInfo;
   }
@@ -426,9 +427,21 @@ function dropoutKernel(native: NativeModel): tf.KernelFunc {
     const { x } = inputs as Inputs;
     const { rate, words } = attrs as unknown as DropoutAttrs;
     const out = b.makeOutput([...x.shape], "float32");
-    native.dropoutApply(heapFloats(b, x), heapFloats(b, out), rate, Uint32Array.from(words));
+    freeingOnError(b, [out], () =>
+      native.dropoutApply(heapFloats(b, x), heapFloats(b, out), rate, Uint32Array.from(words)),
+    );
     return out;
   };
+}
+
+/** Runs a native call that writes `outs`; if it throws (bad arguments), `outs` are freed before the error goes on. */
+function freeingOnError(b: WasmBackendLike, outs: tf.TensorInfo[], call: () => void): void {
+  try {
+    call();
+  } catch (err) {
+    for (const o of outs) b.disposeData(o.dataId);
+    throw err;
+  }
 }
 
 /** Forward (VattAttention, VattAttentionBiased: out) and backward (VattAttentionGrad: dq, dk, dv[, dbias]). */
@@ -444,23 +457,25 @@ function attentionKernel(native: NativeModel, backward: boolean): tf.KernelFunc 
       : [b.makeOutput([...q.shape], "float32")];
     if (backward && bias) outs.push(b.makeOutput([...bias.shape], "float32"));
     const view = (t: tf.TensorInfo | undefined) => (t ? heapFloats(b, t) : null);
-    native.attention(
-      heapFloats(b, q),
-      heapFloats(b, k!),
-      heapFloats(b, v!),
-      view(bias),
-      backward ? heapFloats(b, dy!) : null,
-      heapFloats(b, outs[0]),
-      backward ? heapFloats(b, outs[1]) : null,
-      backward ? heapFloats(b, outs[2]) : null,
-      backward && bias ? heapFloats(b, outs[3]) : null,
-      batch,
-      tokens,
-      heads,
-      d / heads,
-      scale,
-      rate,
-      Uint32Array.from(words),
+    freeingOnError(b, outs, () =>
+      native.attention(
+        heapFloats(b, q),
+        heapFloats(b, k!),
+        heapFloats(b, v!),
+        view(bias),
+        backward ? heapFloats(b, dy!) : null,
+        heapFloats(b, outs[0]),
+        backward ? heapFloats(b, outs[1]) : null,
+        backward ? heapFloats(b, outs[2]) : null,
+        backward && bias ? heapFloats(b, outs[3]) : null,
+        batch,
+        tokens,
+        heads,
+        d / heads,
+        scale,
+        rate,
+        Uint32Array.from(words),
+      ),
     );
     return backward ? outs : outs[0];
   };

@@ -79,6 +79,7 @@ export function dropoutWords(ctx: ForwardContext): [number, number, number, numb
  */
 export function dropout(x: tf.Tensor, ctx: ForwardContext, rate = ctx.dropout): tf.Tensor {
   if (!ctx.training || rate <= 0) return x;
+  if (!(rate < 1)) throw new RangeError(`dropout rate must be below 1, got ${rate}`);
   const words = dropoutWords(ctx);
   if (fusedOpsReady() && x.dtype === "float32") return fusedDropout(x, rate, words);
   const mask = dropoutMask(x.size, rate, words);

@@ -197,7 +197,15 @@ static napi_value Attention(napi_env env, napi_callback_info info) {
     return NULL;
   }
   size_t batch = (size_t)size[0], tokens = (size_t)size[1], heads = (size_t)size[2], head_dim = (size_t)size[3];
-  size_t rows = batch * tokens * heads * head_dim, scores = batch * heads * tokens * tokens;
+  // Sizes whose products wrap would pass the length checks below with small arrays: refuse them. The scratch rows
+  // (attention.c) hold (2 head_dim + 3) x tokens rounded up to 16 floats.
+  size_t rows, scores, scratch;
+  if (__builtin_mul_overflow(batch * tokens, heads * head_dim, &rows) ||
+      __builtin_mul_overflow(batch * heads, tokens * tokens, &scores) ||
+      __builtin_mul_overflow(2 * head_dim + 3, tokens + 16, &scratch) || scratch > ((size_t)1 << 40)) {
+    napi_throw_range_error(env, NULL, "attention: batch, tokens, heads and headDim are too large");
+    return NULL;
+  }
   float *q, *k, *v, *bias, *dout, *out, *dk, *dv, *dscores;
   if (!float_arg(env, argv[0], rows, 0, &q, "q") || !float_arg(env, argv[1], rows, 0, &k, "k") ||
       !float_arg(env, argv[2], rows, 0, &v, "v") || !float_arg(env, argv[3], scores, 1, &bias, "bias") ||

@@ -252,6 +252,7 @@ export function dropoutMask(
   rate: number,
   words: [number, number, number, number],
 ): Float32Array {
+  if (!(rate >= 0 && rate < 1)) throw new RangeError(`dropoutMask: rate must be in [0, 1), got ${rate}`);
   const mask = new Float32Array(length);
   if (useNativeKernels && !(loaded instanceof Error)) {
     loaded.dropoutMask(mask, rate, Uint32Array.from(words));

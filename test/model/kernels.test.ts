@@ -8,6 +8,8 @@ import {
   fastKernelsFromEnv,
   fastKernelsInfo,
   fastThreads,
+  fusedAttention,
+  fusedDropout,
   fusedOpsReady,
   planProduct,
 } from "../../model/kernels.js";
@@ -176,6 +178,16 @@ test("the fast kernels leave no tensors or heap data behind", async (t) => {
   }
   assert.equal(tf.memory().numTensors, before);
   assert.equal(tf.engine().backend.numDataIds(), dataIds);
+  if (fusedOpsReady()) {
+    // Native calls refused for bad arguments free the outputs they were given.
+    const q = tf.zeros([2, 4, 8]);
+    const k = tf.zeros([2, 5, 8]);
+    const held = tf.engine().backend.numDataIds();
+    assert.throws(() => fusedAttention(q, k, k, 2, 1, undefined, 0, [0, 0, 0, 0]), RangeError);
+    assert.throws(() => fusedDropout(q, 1, [1, 2, 3, 1]), TypeError);
+    assert.equal(tf.engine().backend.numDataIds(), held);
+    tf.dispose([q, k]);
+  }
   tf.dispose([a, b]);
 });
 

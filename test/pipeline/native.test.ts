@@ -248,6 +248,43 @@ describe("native optimiser loops against the formulas", {
   });
 });
 
+describe("attention argument checks", { skip }, () => {
+  it("refuses sizes whose products wrap (they would pass the length checks with small arrays)", () => {
+    const kernels = nativeModelKernels();
+    assert.ok(kernels, "native kernels in use");
+    const none = new Float32Array(0);
+    const words = new Uint32Array(4);
+    assert.throws(
+      () =>
+        kernels.attention(
+          none,
+          none,
+          none,
+          null,
+          null,
+          none,
+          null,
+          null,
+          null,
+          2 ** 30,
+          16,
+          2 ** 26,
+          16,
+          1,
+          0,
+          words,
+        ),
+      /too large/,
+    );
+    const four = new Float32Array(4);
+    assert.throws(
+      () => kernels.attention(four, four, four, null, null, none, null, null, null, 1, 2, 1, 2, 1, 0, words),
+      /out must be a Float32Array of 4 elements/,
+    );
+    assert.throws(() => dropoutMask(8, 1, [1, 2, 3, 1]), RangeError);
+  });
+});
+
 describe("dropoutMask", () => {
   it("keeps 1 - rate of the entries, scaled by 1 / (1 - rate), where each element's hashed bits reach the threshold", () => {
     const words: [number, number, number, number] = [11, 22, 33, 1];
