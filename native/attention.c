@@ -9,23 +9,26 @@
 // index row-major), so the fused op gives the composed one's result, and the backward pass draws the same mask
 // again from the same words instead of keeping it. The backward pass also recomputes the probabilities
 // from q and k (as FlashAttention does) rather than keeping [B, H, N, N] per layer alive until then.
+//
+// Query rows go ROWS at a time: every key, value and gradient row loaded serves all of them, and their partial
+// results stay in registers (for heads of 16, 32, 48 or 64 floats).
 #include "attention.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "exp_poly.h"
 #include "dropout_hash.h"
+#include "exp_poly.h"
 
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define INLINE static inline __attribute__((always_inline))
 
-struct dims {
-  size_t b, n, h, dh, d;
-};
+enum { ROWS = 4 };
 
-// Sixteen floats: one AVX-512 register, two AVX2 ones. The row updates below (a head's dh floats) are written
-// with it because the compiler turns the plain loops over a 16-float head into scalar or 4-wide code.
+// Sixteen floats: one AVX-512 register, two AVX2 ones. The compiler turns plain loops over a 16-float head into
+// scalar or 4-wide code, so the row products are written with it.
 typedef float f32x16 __attribute__((vector_size(64)));
+typedef int32_t i32x16 __attribute__((vector_size(64)));
 
 static inline f32x16 load16(const float *p) {
   f32x16 v;
@@ -35,7 +38,9 @@ static inline f32x16 load16(const float *p) {
 
 static inline void store16(float *p, f32x16 v) { memcpy(p, &v, sizeof v); }
 
-typedef int32_t i32x16 __attribute__((vector_size(64)));
+// Tokens rounded up to whole 16-float chunks: the transposed heads are zero padded to this width so the key loops
+// work a chunk at a time.
+static inline size_t padded(size_t n) { return (n + 15) & ~(size_t)15; }
 
 // max_j p[j] (a select per lane: the compiler will not vectorise a float max reduction without -ffast-math).
 static inline float row_max(const float *restrict p, size_t n) {
@@ -54,66 +59,79 @@ static inline float row_max(const float *restrict p, size_t n) {
   return max;
 }
 
-// y += a x over dh floats.
-static inline __attribute__((always_inline)) void axpy(float *restrict y, float a, const float *restrict x,
-                                                       size_t dh) {
-  if (dh % 16 == 0) {
-    for (size_t c = 0; c < dh; c += 16) store16(y + c, load16(y + c) + a * load16(x + c));
-  } else {
-    for (size_t c = 0; c < dh; c++) y[c] += a * x[c];
-  }
-}
-
-
-// Tokens rounded up to whole 16-float chunks: the transposed heads are padded with zeros to this width so the
-// products below work a chunk at a time.
-static inline size_t padded(size_t n) { return (n + 15) & ~(size_t)15; }
-
-// Gathers head h of x ([n, d] rows of one batch item) transposed into t ([dh, padded(n)], zero padded).
-static void head_transposed(const float *restrict x, float *restrict t, const struct dims *s, size_t h) {
-  const size_t width = padded(s->n);
-  for (size_t c = 0; c < s->dh; c++) {
+// Gathers head h of x (n rows of d floats) transposed into t ([dh, padded(n)], zero padded).
+static void head_transposed(const float *restrict x, float *restrict t, size_t n, size_t d, size_t h, size_t dh) {
+  const size_t width = padded(n);
+  for (size_t c = 0; c < dh; c++) {
     float *restrict row = t + c * width;
-    for (size_t j = 0; j < s->n; j++) row[j] = x[j * s->d + h * s->dh + c];
-    for (size_t j = s->n; j < width; j++) row[j] = 0.0f;
+    for (size_t j = 0; j < n; j++) row[j] = x[j * d + h * dh + c];
+    for (size_t j = n; j < width; j++) row[j] = 0.0f;
   }
 }
 
-// out[j] = a . t[:, j] for all j < padded(n), a 16-wide chunk of j at a time held in a register over the dh
-// products (t is a head transposed by head_transposed).
-static inline __attribute__((always_inline)) void dot_columns(const float *restrict a, const float *restrict t,
-                                                              float *restrict out, size_t n, size_t dh) {
+// out[r][j] = a_r . t[:, j] for R rows a_r (stride d) and every j < padded(n); t is a head transposed by
+// head_transposed, out R rows of padded(n).
+INLINE void row_products(const float *restrict a, size_t d, const float *restrict t, float *restrict out, size_t n,
+                         size_t dh, const int R) {
   const size_t width = padded(n);
   for (size_t j = 0; j < width; j += 16) {
-    f32x16 acc = {0};
-    for (size_t c = 0; c < dh; c++) acc += a[c] * load16(t + c * width + j);
-    store16(out + j, acc);
-  }
-}
-
-// out[0..dh) = sum_j w[j] rows[j * d ..]: accumulated in registers for the usual head sizes (16, 32, 48, 64).
-static inline __attribute__((always_inline)) void weighted_rows(float *restrict out, const float *restrict w,
-                                                                const float *restrict rows, size_t n, size_t d,
-                                                                size_t dh) {
-  if (dh % 16 == 0 && dh <= 64) {
-    f32x16 acc[4] = {{0}, {0}, {0}, {0}};
-    for (size_t j = 0; j < n; j++) {
-      const float *restrict r = rows + j * d;
-      for (size_t t = 0; t < dh / 16; t++) acc[t] += w[j] * load16(r + 16 * t);
+    f32x16 acc[ROWS] = {{0}};
+    for (size_t c = 0; c < dh; c++) {
+      const f32x16 column = load16(t + c * width + j);
+      for (int r = 0; r < R; r++) acc[r] += a[r * d + c] * column;
     }
-    for (size_t t = 0; t < dh / 16; t++) store16(out + 16 * t, acc[t]);
-  } else {
-    for (size_t c = 0; c < dh; c++) out[c] = 0.0f;
-    for (size_t j = 0; j < n; j++) axpy(out, w[j], rows + j * d, dh);
+    for (int r = 0; r < R; r++) store16(out + r * width + j, acc[r]);
   }
 }
 
-// p[j] = softmax_j(scale q_i . k_j + bias[j]) for one query row; kt is the head's keys transposed, and p has room
-// for padded(n) values.
-static inline void softmax_row(const float *restrict qi, const float *restrict kt, const float *restrict bias,
-                               float *restrict p, const struct dims *s, float scale) {
-  const size_t n = s->n;
-  dot_columns(qi, kt, p, n, s->dh);
+// out_r = sum_j w[r][j] rows_j for R rows (out stride d; w R rows of padded(n); rows n rows of stride d).
+INLINE void weighted_sums(float *restrict out, const float *restrict w, const float *restrict rows, size_t n,
+                          size_t d, size_t dh, const int R) {
+  const size_t width = padded(n);
+  if (dh % 16 == 0 && dh <= 64) {
+    f32x16 acc[ROWS][4] = {{{0}}};
+    for (size_t j = 0; j < n; j++) {
+      for (size_t t = 0; t < dh / 16; t++) {
+        const f32x16 x = load16(rows + j * d + 16 * t);
+        for (int r = 0; r < R; r++) acc[r][t] += w[r * width + j] * x;
+      }
+    }
+    for (int r = 0; r < R; r++)
+      for (size_t t = 0; t < dh / 16; t++) store16(out + r * d + 16 * t, acc[r][t]);
+    return;
+  }
+  for (int r = 0; r < R; r++) {
+    float *restrict o = out + r * d;
+    for (size_t c = 0; c < dh; c++) o[c] = 0.0f;
+    for (size_t j = 0; j < n; j++)
+      for (size_t c = 0; c < dh; c++) o[c] += w[r * width + j] * rows[j * d + c];
+  }
+}
+
+// rows_j += sum_r w[r][j] x_r for every j < n (rows and x stride d; w R rows of padded(n)).
+INLINE void rank_update(float *restrict rows, const float *restrict w, const float *restrict x, size_t n, size_t d,
+                        size_t dh, const int R) {
+  const size_t width = padded(n);
+  if (dh % 16 == 0 && dh <= 64) {
+    f32x16 xs[ROWS][4];
+    for (int r = 0; r < R; r++)
+      for (size_t t = 0; t < dh / 16; t++) xs[r][t] = load16(x + r * d + 16 * t);
+    for (size_t j = 0; j < n; j++) {
+      for (size_t t = 0; t < dh / 16; t++) {
+        f32x16 y = load16(rows + j * d + 16 * t);
+        for (int r = 0; r < R; r++) y += w[r * width + j] * xs[r][t];
+        store16(rows + j * d + 16 * t, y);
+      }
+    }
+    return;
+  }
+  for (size_t j = 0; j < n; j++)
+    for (int r = 0; r < R; r++)
+      for (size_t c = 0; c < dh; c++) rows[j * d + c] += w[r * width + j] * x[r * d + c];
+}
+
+// Scores (scale, bias) -> probabilities, in place over one row of n.
+static inline void softmax_row(float *restrict p, const float *restrict bias, size_t n, float scale) {
   if (bias)
     for (size_t j = 0; j < n; j++) p[j] = p[j] * scale + bias[j];
   else
@@ -129,133 +147,149 @@ static inline void softmax_row(const float *restrict qi, const float *restrict k
   for (size_t j = 0; j < n; j++) p[j] *= inv;
 }
 
-// Dropout on the probabilities: the mask's seed words and element 0's index of this (batch item, head).
+// Dropout on the probabilities: the mask's seed words and the index of this (batch item, head)'s element 0.
 struct dropout {
   double rate;
   const uint32_t *words;
   size_t first;
 };
 
-// Multipliers (0 or 1 / (1 - rate)) of n mask elements from index `first` on.
-static inline void dropout_row(float *restrict m, size_t n, const struct dropout *drop, size_t first) {
+// Multipliers (0 or 1 / (1 - rate); all 1 at rate 0) of row i's n mask elements.
+static inline void dropout_row(float *restrict m, size_t n, const struct dropout *drop, size_t i) {
+  if (drop->rate <= 0) {
+    for (size_t j = 0; j < n; j++) m[j] = 1.0f;
+    return;
+  }
   const uint32_t threshold = dropout_threshold(drop->rate);
   const uint32_t k0 = drop->words[0], k1 = drop->words[1], k2 = drop->words[2];
   const float kept = (float)(1.0 / (1.0 - drop->rate));
+  const size_t first = drop->first + i * n;
   for (size_t j = 0; j < n; j++) m[j] = dropout_bits((uint32_t)(first + j), k0, k1, k2) >= threshold ? kept : 0.0f;
 }
 
-// One (batch item, head) of the forward pass. Inlined with a constant head_dim where the dispatch below knows it,
-// so a row's output accumulates in registers rather than through memory.
-static inline __attribute__((always_inline)) void forward_head(const float *restrict q, const float *restrict k,
-                                                               const float *restrict v, const float *restrict bias,
-                                                               float *restrict out, float *restrict scratch,
-                                                               size_t n, size_t d, size_t h, const size_t dh,
-                                                               float scale, const struct dropout *drop) {
-  const struct dims s = {0, n, 0, dh, d};
-  const size_t width = padded(n);
-  float *kt = scratch, *p = kt + dh * width, *m = p + width;
-  head_transposed(k, kt, &s, h);
-  for (size_t i = 0; i < n; i++) {
-    softmax_row(q + i * d + h * dh, kt, bias ? bias + i * n : NULL, p, &s, scale);
-    if (drop->rate > 0) {
-      dropout_row(m, n, drop, drop->first + i * n);
-      for (size_t j = 0; j < n; j++) p[j] *= m[j];
-    }
-    weighted_rows(out + i * d + h * dh, p, v + h * dh, n, d, dh);
-  }
-}
+// One (batch item, head): where a block of R query rows from i0 goes.
+struct head {
+  const float *q, *k, *v, *bias, *dout;  // bias: this head's [n, n] or NULL; dout: backward only
+  float *out, *dq, *dk, *dv, *dscores;   // forward: out; backward: dq, dk, dv and dscores (or NULL)
+  float *kt, *vt, *p, *m, *dp, *pm;      // scratch: transposed heads [dh, width], rows [R, width]
+  size_t n, d, h, dh;
+  float scale;
+  struct dropout drop;
+};
 
-CLONES int attention_forward(const float *restrict q, const float *restrict k, const float *restrict v,
-                             const float *restrict bias, float *restrict out, size_t batch, size_t tokens,
-                             size_t heads, size_t head_dim, float scale, double rate, const uint32_t words[4]) {
-  const size_t n = tokens, d = heads * head_dim;
-  float *scratch = malloc(sizeof(float) * (head_dim + 2) * padded(n));
-  if (!scratch) return -1;
-  for (size_t b = 0; b < batch; b++) {
-    const size_t base = b * n * d;
-    for (size_t h = 0; h < heads; h++) {
-      const size_t scores = (b * heads + h) * n * n;
-      const float *bh = bias ? bias + scores : NULL;
-      const struct dropout drop = {rate, words, scores};
-#define FORWARD(DH) forward_head(q + base, k + base, v + base, bh, out + base, scratch, n, d, h, DH, scale, &drop)
-      switch (head_dim) {
-        case 16: FORWARD(16); break;
-        case 32: FORWARD(32); break;
-        case 64: FORWARD(64); break;
-        default: FORWARD(head_dim); break;
-      }
-#undef FORWARD
+INLINE void forward_rows(const struct head *s, size_t i0, const size_t dh, const int R) {
+  const size_t n = s->n, d = s->d, width = padded(n), col = s->h * dh;
+  row_products(s->q + i0 * d + col, d, s->kt, s->p, n, dh, R);
+  for (int r = 0; r < R; r++) {
+    float *restrict p = s->p + r * width;
+    softmax_row(p, s->bias ? s->bias + (i0 + r) * n : NULL, n, s->scale);
+    if (s->drop.rate > 0) {
+      dropout_row(s->m, n, &s->drop, i0 + r);
+      for (size_t j = 0; j < n; j++) p[j] *= s->m[j];
     }
   }
-  free(scratch);
-  return 0;
+  weighted_sums(s->out + i0 * d + col, s->p, s->v + col, n, d, dh, R);
 }
 
-// One (batch item, head) of the backward pass; see forward_head.
-static inline __attribute__((always_inline)) void backward_head(
-    const float *restrict q, const float *restrict k, const float *restrict v, const float *restrict bias,
-    const float *restrict dout, float *restrict dq, float *restrict dk, float *restrict dv, float *restrict dscores,
-    float *restrict scratch, size_t n, size_t d, size_t h, const size_t dh, float scale,
-    const struct dropout *drop) {
-  const struct dims s = {0, n, 0, dh, d};
-  const size_t width = padded(n);
-  float *kt = scratch, *vt = kt + dh * width, *p = vt + dh * width, *m = p + width, *dp = m + width;
-  head_transposed(k, kt, &s, h);
-  head_transposed(v, vt, &s, h);
-  for (size_t i = 0; i < n; i++) {
-    const size_t row = i * d + h * dh;
-    softmax_row(q + row, kt, bias ? bias + i * n : NULL, p, &s, scale);
-    if (drop->rate > 0) dropout_row(m, n, drop, drop->first + i * n);
-    else
-      for (size_t j = 0; j < n; j++) m[j] = 1.0f;
-    // dv_j += (p_j m_j) dout_i; d(p m)_j = dout_i . v_j
-    const float *restrict go = dout + row;
-    dot_columns(go, vt, dp, n, dh);
-    for (size_t j = 0; j < n; j++) axpy(dv + j * d + h * dh, p[j] * m[j], go, dh);
+INLINE void backward_rows(const struct head *s, size_t i0, const size_t dh, const int R) {
+  const size_t n = s->n, d = s->d, width = padded(n), col = s->h * dh;
+  row_products(s->q + i0 * d + col, d, s->kt, s->p, n, dh, R);
+  row_products(s->dout + i0 * d + col, d, s->vt, s->dp, n, dh, R);  // d(p m)_j = dout_i . v_j
+  for (int r = 0; r < R; r++) {
+    float *restrict p = s->p + r * width, *restrict m = s->m + r * width, *restrict dp = s->dp + r * width,
+                    *restrict pm = s->pm + r * width;
+    softmax_row(p, s->bias ? s->bias + (i0 + r) * n : NULL, n, s->scale);
+    dropout_row(m, n, &s->drop, i0 + r);
     // Through the dropout and the softmax: ds_j = p_j (dp_j m_j - sum_l p_l dp_l m_l).
     float dot = 0.0f;
     for (size_t j = 0; j < n; j++) {
+      pm[j] = p[j] * m[j];
       dp[j] *= m[j];
       dot += p[j] * dp[j];
     }
     for (size_t j = 0; j < n; j++) dp[j] = p[j] * (dp[j] - dot);
-    if (dscores) memcpy(dscores + i * n, dp, sizeof(float) * n);
-    // dq_i = scale sum_j ds_j k_j; dk_j += scale ds_j q_i
-    for (size_t j = 0; j < n; j++) dp[j] *= scale;
-    weighted_rows(dq + row, dp, k + h * dh, n, d, dh);
-    for (size_t j = 0; j < n; j++) axpy(dk + j * d + h * dh, dp[j], q + row, dh);
+    if (s->dscores) memcpy(s->dscores + (i0 + r) * n, dp, sizeof(float) * n);
+    for (size_t j = 0; j < n; j++) dp[j] *= s->scale;
+  }
+  rank_update(s->dv + col, s->pm, s->dout + i0 * d + col, n, d, dh, R);  // dv_j += (p m)_ij dout_i
+  weighted_sums(s->dq + i0 * d + col, s->dp, s->k + col, n, d, dh, R);  // dq_i = scale sum_j ds_ij k_j
+  rank_update(s->dk + col, s->dp, s->q + i0 * d + col, n, d, dh, R);    // dk_j += scale ds_ij q_i
+}
+
+// All query rows of one head, R at a time, with the head size a constant where it is a usual one.
+INLINE void run_head(const struct head *s, int backward, const size_t dh) {
+  size_t i = 0;
+  for (; i + ROWS <= s->n; i += ROWS) {
+    if (backward) backward_rows(s, i, dh, ROWS);
+    else forward_rows(s, i, dh, ROWS);
+  }
+  for (; i < s->n; i++) {
+    if (backward) backward_rows(s, i, dh, 1);
+    else forward_rows(s, i, dh, 1);
   }
 }
 
-CLONES int attention_backward(const float *restrict q, const float *restrict k, const float *restrict v,
-                              const float *restrict bias, const float *restrict dout, float *restrict dq,
-                              float *restrict dk, float *restrict dv, float *restrict dscores, size_t batch,
-                              size_t tokens, size_t heads, size_t head_dim, float scale, double rate,
-                              const uint32_t words[4]) {
-  const size_t n = tokens, d = heads * head_dim;
-  float *scratch = malloc(sizeof(float) * (2 * head_dim + 3) * padded(n));
+INLINE int run(const float *q, const float *k, const float *v, const float *bias, const float *dout, float *out,
+               float *dk, float *dv, float *dscores, size_t batch, size_t tokens, size_t heads, size_t head_dim,
+               float scale, double rate, const uint32_t words[4], int backward) {
+  const size_t n = tokens, d = heads * head_dim, width = padded(n);
+  float *scratch = malloc(sizeof(float) * (2 * head_dim + 4 * ROWS) * width);
   if (!scratch) return -1;
-  memset(dk, 0, sizeof(float) * batch * n * d);
-  memset(dv, 0, sizeof(float) * batch * n * d);
+  if (backward) {
+    memset(dk, 0, sizeof(float) * batch * n * d);
+    memset(dv, 0, sizeof(float) * batch * n * d);
+  }
   for (size_t b = 0; b < batch; b++) {
     const size_t base = b * n * d;
     for (size_t h = 0; h < heads; h++) {
       const size_t scores = (b * heads + h) * n * n;
-      const float *bh = bias ? bias + scores : NULL;
-      float *dsh = dscores ? dscores + scores : NULL;
-      const struct dropout drop = {rate, words, scores};
-#define BACKWARD(DH)                                                                                              \
-  backward_head(q + base, k + base, v + base, bh, dout + base, dq + base, dk + base, dv + base, dsh, scratch, n, d, \
-                h, DH, scale, &drop)
+      float *kt = scratch, *vt = kt + head_dim * width, *p = vt + head_dim * width;
+      const struct head s = {
+          .q = q + base,
+          .k = k + base,
+          .v = v + base,
+          .bias = bias ? bias + scores : NULL,
+          .dout = backward ? dout + base : NULL,
+          .out = backward ? NULL : out + base,
+          .dq = backward ? out + base : NULL,
+          .dk = backward ? dk + base : NULL,
+          .dv = backward ? dv + base : NULL,
+          .dscores = dscores ? dscores + scores : NULL,
+          .kt = kt,
+          .vt = vt,
+          .p = p,
+          .m = p + ROWS * width,
+          .dp = p + 2 * ROWS * width,
+          .pm = p + 3 * ROWS * width,
+          .n = n,
+          .d = d,
+          .h = h,
+          .dh = head_dim,
+          .scale = scale,
+          .drop = {rate, words, scores},
+      };
+      head_transposed(s.k, kt, n, d, h, head_dim);
+      if (backward) head_transposed(s.v, vt, n, d, h, head_dim);
       switch (head_dim) {
-        case 16: BACKWARD(16); break;
-        case 32: BACKWARD(32); break;
-        case 64: BACKWARD(64); break;
-        default: BACKWARD(head_dim); break;
+        case 16: run_head(&s, backward, 16); break;
+        case 32: run_head(&s, backward, 32); break;
+        case 64: run_head(&s, backward, 64); break;
+        default: run_head(&s, backward, head_dim); break;
       }
-#undef BACKWARD
     }
   }
   free(scratch);
   return 0;
+}
+
+CLONES int attention_forward(const float *q, const float *k, const float *v, const float *bias, float *out,
+                             size_t batch, size_t tokens, size_t heads, size_t head_dim, float scale, double rate,
+                             const uint32_t words[4]) {
+  return run(q, k, v, bias, NULL, out, NULL, NULL, NULL, batch, tokens, heads, head_dim, scale, rate, words, 0);
+}
+
+CLONES int attention_backward(const float *q, const float *k, const float *v, const float *bias, const float *dout,
+                              float *dq, float *dk, float *dv, float *dscores, size_t batch, size_t tokens,
+                              size_t heads, size_t head_dim, float scale, double rate, const uint32_t words[4]) {
+  return run(q, k, v, bias, dout, dq, dk, dv, dscores, batch, tokens, heads, head_dim, scale, rate, words, 1);
 }

@@ -198,11 +198,11 @@ static napi_value Attention(napi_env env, napi_callback_info info) {
   }
   size_t batch = (size_t)size[0], tokens = (size_t)size[1], heads = (size_t)size[2], head_dim = (size_t)size[3];
   // Sizes whose products wrap would pass the length checks below with small arrays: refuse them. The scratch rows
-  // (attention.c) hold (2 head_dim + 3) x tokens rounded up to 16 floats.
+  // (attention.c) hold (2 head_dim + 16) x tokens rounded up to 16 floats.
   size_t rows, scores, scratch;
   if (__builtin_mul_overflow(batch * tokens, heads * head_dim, &rows) ||
       __builtin_mul_overflow(batch * heads, tokens * tokens, &scores) ||
-      __builtin_mul_overflow(2 * head_dim + 3, tokens + 16, &scratch) || scratch > ((size_t)1 << 40)) {
+      __builtin_mul_overflow(2 * head_dim + 16, tokens + 16, &scratch) || scratch > ((size_t)1 << 40)) {
     napi_throw_range_error(env, NULL, "attention: batch, tokens, heads and headDim are too large");
     return NULL;
   }

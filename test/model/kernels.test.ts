@@ -288,11 +288,13 @@ test("the fused dropout and attention kernels' values and gradients match the co
   if (fastReason) return t.skip(fastReason);
   await tf.setBackend("wasm");
   if (!fusedOpsReady()) return t.skip("native kernels not built");
-  // Head sizes: 5 takes the scalar loops, 16 and 64 the vector ones; 19 and 33 tokens leave part-filled chunks.
+  // Head sizes: 5 takes the scalar loops, 16, 48 and 64 the vector ones; token counts leave part-filled 16-key
+  // chunks and 1 to 3 query rows after the blocks of 4.
   for (const [b, n, heads, dh] of [
     [3, 11, 2, 5],
     [2, 19, 2, 16],
     [2, 33, 1, 64],
+    [2, 70, 1, 48],
   ]) {
     const shape = [b, n, heads * dh];
     const weights = values(shape, 20);
