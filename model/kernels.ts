@@ -70,8 +70,9 @@ export function fastKernelsFromEnv(env: NodeJS.ProcessEnv = process.env): boolea
 
 /**
  * Thread count: explicit, else VATT_THREADS, else a default from the cores Node sees: 1 on machines of up to two
- * cores, where a second GEMM thread measured slower (it waits on the JavaScript thread's core and on whatever else
- * runs there: 1024^3 at 80-196 GFLOP/s on one thread against 72-159 on two), else all cores.
+ * cores, else all cores. On two cores a training run's second core decodes clips, and a second native thread
+ * competes with it (measured under such load, 1024^3 ran at 80-196 GFLOP/s on one thread against 72-159 on two); on
+ * an otherwise idle machine two threads pay for large products (bench model: the Transformer block 23.8 vs 35.4 ms).
  */
 export function fastThreads(requested?: number, env: NodeJS.ProcessEnv = process.env): number {
   const fromEnv = Number.parseInt(env.VATT_THREADS ?? "", 10);
@@ -475,6 +476,7 @@ function attentionKernel(native: NativeModel, backward: boolean): tf.KernelFunc 
         scale,
         rate,
         Uint32Array.from(words),
+        gemm?.threads ?? 1,
       ),
     );
     return backward ? outs : outs[0];

@@ -14,6 +14,7 @@
 // results stay in registers (for heads of 16, 32, 48 or 64 floats).
 #include "attention.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -229,67 +230,119 @@ INLINE void run_head(const struct head *s, int backward, const size_t dh) {
   }
 }
 
-INLINE int run(const float *q, const float *k, const float *v, const float *bias, const float *dout, float *out,
-               float *dk, float *dv, float *dscores, size_t batch, size_t tokens, size_t heads, size_t head_dim,
-               float scale, double rate, const uint32_t words[4], int backward) {
-  const size_t n = tokens, d = heads * head_dim, width = padded(n);
-  float *scratch = malloc(sizeof(float) * (2 * head_dim + 4 * ROWS) * width);
-  if (!scratch) return -1;
-  if (backward) {
-    memset(dk, 0, sizeof(float) * batch * n * d);
-    memset(dv, 0, sizeof(float) * batch * n * d);
+// One call's arguments, and which (batch item, head) pairs a worker takes: first, first + step, ...
+struct job {
+  const float *q, *k, *v, *bias, *dout;
+  float *out, *dk, *dv, *dscores;
+  size_t batch, tokens, heads, head_dim;
+  float scale;
+  double rate;
+  const uint32_t *words;
+  int backward;
+  size_t first, step;
+  int status;
+};
+
+INLINE void run_pairs(struct job *j) {
+  const size_t n = j->tokens, dh = j->head_dim, d = j->heads * dh, width = padded(n);
+  float *scratch = malloc(sizeof(float) * (2 * dh + 4 * ROWS) * width);
+  if (!scratch) {
+    j->status = -1;
+    return;
   }
-  for (size_t b = 0; b < batch; b++) {
-    const size_t base = b * n * d;
-    for (size_t h = 0; h < heads; h++) {
-      const size_t scores = (b * heads + h) * n * n;
-      float *kt = scratch, *vt = kt + head_dim * width, *p = vt + head_dim * width;
-      const struct head s = {
-          .q = q + base,
-          .k = k + base,
-          .v = v + base,
-          .bias = bias ? bias + scores : NULL,
-          .dout = backward ? dout + base : NULL,
-          .out = backward ? NULL : out + base,
-          .dq = backward ? out + base : NULL,
-          .dk = backward ? dk + base : NULL,
-          .dv = backward ? dv + base : NULL,
-          .dscores = dscores ? dscores + scores : NULL,
-          .kt = kt,
-          .vt = vt,
-          .p = p,
-          .m = p + ROWS * width,
-          .dp = p + 2 * ROWS * width,
-          .pm = p + 3 * ROWS * width,
-          .n = n,
-          .d = d,
-          .h = h,
-          .dh = head_dim,
-          .scale = scale,
-          .drop = {rate, words, scores},
-      };
-      head_transposed(s.k, kt, n, d, h, head_dim);
-      if (backward) head_transposed(s.v, vt, n, d, h, head_dim);
-      switch (head_dim) {
-        case 16: run_head(&s, backward, 16); break;
-        case 32: run_head(&s, backward, 32); break;
-        case 64: run_head(&s, backward, 64); break;
-        default: run_head(&s, backward, head_dim); break;
-      }
+  float *kt = scratch, *vt = kt + dh * width, *p = vt + dh * width;
+  for (size_t pair = j->first; pair < j->batch * j->heads; pair += j->step) {
+    const size_t b = pair / j->heads, h = pair % j->heads, base = b * n * d, scores = pair * n * n;
+    const struct head s = {
+        .q = j->q + base,
+        .k = j->k + base,
+        .v = j->v + base,
+        .bias = j->bias ? j->bias + scores : NULL,
+        .dout = j->backward ? j->dout + base : NULL,
+        .out = j->backward ? NULL : j->out + base,
+        .dq = j->backward ? j->out + base : NULL,
+        .dk = j->backward ? j->dk + base : NULL,
+        .dv = j->backward ? j->dv + base : NULL,
+        .dscores = j->dscores ? j->dscores + scores : NULL,
+        .kt = kt,
+        .vt = vt,
+        .p = p,
+        .m = p + ROWS * width,
+        .dp = p + 2 * ROWS * width,
+        .pm = p + 3 * ROWS * width,
+        .n = n,
+        .d = d,
+        .h = h,
+        .dh = dh,
+        .scale = j->scale,
+        .drop = {j->rate, j->words, scores},
+    };
+    head_transposed(s.k, kt, n, d, h, dh);
+    if (j->backward) head_transposed(s.v, vt, n, d, h, dh);
+    switch (dh) {
+      case 16: run_head(&s, j->backward, 16); break;
+      case 32: run_head(&s, j->backward, 32); break;
+      case 64: run_head(&s, j->backward, 64); break;
+      default: run_head(&s, j->backward, dh); break;
     }
   }
   free(scratch);
-  return 0;
+  j->status = 0;
 }
 
-CLONES int attention_forward(const float *q, const float *k, const float *v, const float *bias, float *out,
-                             size_t batch, size_t tokens, size_t heads, size_t head_dim, float scale, double rate,
-                             const uint32_t words[4]) {
-  return run(q, k, v, bias, NULL, out, NULL, NULL, NULL, batch, tokens, heads, head_dim, scale, rate, words, 0);
+// A worker thread's body, built per instruction set like the kernels above.
+CLONES static void *worker(void *arg) {
+  run_pairs(arg);
+  return NULL;
 }
 
-CLONES int attention_backward(const float *q, const float *k, const float *v, const float *bias, const float *dout,
-                              float *dq, float *dk, float *dv, float *dscores, size_t batch, size_t tokens,
-                              size_t heads, size_t head_dim, float scale, double rate, const uint32_t words[4]) {
-  return run(q, k, v, bias, dout, dq, dk, dv, dscores, batch, tokens, heads, head_dim, scale, rate, words, 1);
+enum { MAX_THREADS = 64 };
+
+// Pairs are split over up to `threads` threads (this one included) when there is enough work to pay for starting
+// them (~50 us each); each pair's rows of dq, dk, dv and dscores belong to it alone, so the results do not depend
+// on the thread count.
+static int run(struct job job, int threads) {
+  const size_t pairs = job.batch * job.heads;
+  const double work = (double)pairs * job.tokens * job.tokens * job.head_dim;
+  size_t count = threads < 1 || work < (double)(1 << 22) ? 1 : (size_t)threads;
+  if (count > pairs) count = pairs;
+  if (count > MAX_THREADS) count = MAX_THREADS;
+  if (job.backward) {
+    memset(job.dk, 0, sizeof(float) * job.batch * job.tokens * job.heads * job.head_dim);
+    memset(job.dv, 0, sizeof(float) * job.batch * job.tokens * job.heads * job.head_dim);
+  }
+  struct job jobs[MAX_THREADS];
+  pthread_t ids[MAX_THREADS];
+  int started[MAX_THREADS] = {0};
+  for (size_t t = 0; t < count; t++) {
+    jobs[t] = job;
+    jobs[t].first = t;
+    jobs[t].step = count;
+  }
+  for (size_t t = 1; t < count; t++) started[t] = pthread_create(&ids[t], NULL, worker, &jobs[t]) == 0;
+  worker(&jobs[0]);
+  int status = jobs[0].status;
+  for (size_t t = 1; t < count; t++) {
+    if (started[t]) pthread_join(ids[t], NULL);
+    else worker(&jobs[t]);  // no thread to be had: this one does the share
+    if (jobs[t].status != 0) status = jobs[t].status;
+  }
+  return status;
+}
+
+int attention_forward(const float *q, const float *k, const float *v, const float *bias, float *out, size_t batch,
+                      size_t tokens, size_t heads, size_t head_dim, float scale, double rate, const uint32_t words[4],
+                      int threads) {
+  const struct job job = {.q = q, .k = k, .v = v, .bias = bias, .out = out, .batch = batch, .tokens = tokens,
+                          .heads = heads, .head_dim = head_dim, .scale = scale, .rate = rate, .words = words};
+  return run(job, threads);
+}
+
+int attention_backward(const float *q, const float *k, const float *v, const float *bias, const float *dout,
+                       float *dq, float *dk, float *dv, float *dscores, size_t batch, size_t tokens, size_t heads,
+                       size_t head_dim, float scale, double rate, const uint32_t words[4], int threads) {
+  const struct job job = {.q = q, .k = k, .v = v, .bias = bias, .dout = dout, .out = dq, .dk = dk, .dv = dv,
+                          .dscores = dscores, .batch = batch, .tokens = tokens, .heads = heads,
+                          .head_dim = head_dim, .scale = scale, .rate = rate, .words = words, .backward = 1};
+  return run(job, threads);
 }

@@ -169,19 +169,19 @@ static int float_arg(napi_env env, napi_value value, size_t length, int optional
 }
 
 // attention(q, k, v, bias | null, dout | null, out | dq, dk | null, dv | null, dscores | null,
-//           batch, tokens, heads, headDim, scale, rate, words: Uint32Array(4)): undefined
+//           batch, tokens, heads, headDim, scale, rate, words: Uint32Array(4), threads): undefined
 // Without dout: the forward pass into out. With dout: the backward pass into dq, dk, dv (and dscores unless null).
 // q, k, v, dout, out, dq, dk, dv: batch * tokens * heads * headDim; bias, dscores: batch * heads * tokens^2.
 static napi_value Attention(napi_env env, napi_callback_info info) {
-  size_t argc = 16;
-  napi_value argv[16];
+  size_t argc = 17;
+  napi_value argv[17];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t size[4];
+  int32_t size[4], threads;
   double scale, rate;
   void *words;
   size_t count;
-  if (argc != 16) {
-    napi_throw_type_error(env, NULL, "attention: expected 16 arguments");
+  if (argc != 17 || napi_get_value_int32(env, argv[16], &threads) != napi_ok || threads < 1) {
+    napi_throw_type_error(env, NULL, "attention: expected 17 arguments, the last a thread count >= 1");
     return NULL;
   }
   for (int i = 0; i < 4; i++) {
@@ -215,8 +215,9 @@ static napi_value Attention(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int status = dout ? attention_backward(q, k, v, bias, dout, out, dk, dv, dscores, batch, tokens, heads, head_dim,
-                                         (float)scale, rate, words)
-                    : attention_forward(q, k, v, bias, out, batch, tokens, heads, head_dim, (float)scale, rate, words);
+                                         (float)scale, rate, words, threads)
+                    : attention_forward(q, k, v, bias, out, batch, tokens, heads, head_dim, (float)scale, rate, words,
+                                        threads);
   if (status != 0) napi_throw_error(env, NULL, "attention: out of memory for scratch rows");
   return NULL;
 }

@@ -52,7 +52,8 @@ interface NativeKernels {
   /**
    * native/attention.c: without dout, softmax(scale q k^T + bias) v with dropout into out (q, k, v, out
    * [batch, tokens, heads * headDim]; bias [batch, heads, tokens, tokens] or null); with dout, the backward pass
-   * into dq (the `out` argument), dk, dv and dscores (or null).
+   * into dq (the `out` argument), dk, dv and dscores (or null). Large calls split the heads over up to `threads`
+   * threads (results independent of it).
    */
   attention(
     q: Float32Array,
@@ -71,6 +72,7 @@ interface NativeKernels {
     scale: number,
     rate: number,
     words: Uint32Array,
+    threads: number,
   ): void;
   gelu(x: Float32Array, y: Float32Array): void;
   /** native/binding.c `Norm`: op 0-2 layer norm (y, dx, dgamma), 3-5 RMS norm (y, dx, dscale). */
