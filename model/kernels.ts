@@ -352,9 +352,10 @@ const REPLACEMENTS: Record<(typeof FAST_KERNELS)[number], tf.KernelFunc> = {
 
 /**
  * GELU, LayerNorm, RMS norm, dropout and the attention core (softmax(scale q k^T + bias) v per head) as one kernel
- * each way on the fast path (native/activations.c, norms.c, audio_noise.c, attention.c): composed from tfjs ops
- * they are ~2 to ~15 kernels forward and ~2 to ~30 backward, each a pass over the activations. The kernels exist for 'wasm' only while the fast path is on; model/ops.ts asks `fusedOpsReady`
- * before using them. Their gradients are registered once (the registry is global) and only run where they do.
+ * each way on the fast path (native/activations.c, norms.c, dropout.c, attention.c): composed from tfjs ops they
+ * are ~2 to ~15 kernels forward and ~2 to ~30 backward, each a pass over the activations. The kernels exist for
+ * 'wasm' only while the fast path is on; model/ops.ts asks `fusedOpsReady` before using them. Their gradients are
+ * registered once (the registry is global) and only run where they do.
  */
 const FUSED = {
   gelu: "VattGelu",
