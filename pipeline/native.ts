@@ -219,8 +219,8 @@ export function decodeJpegRegionNative(
 }
 
 /**
- * The native loops of the training step (native/optim.c, activations.c, norms.c, attention.c, the dropout of
- * audio_noise.c), or undefined where not in use.
+ * The native loops of the training step (native/optim.c, activations.c, norms.c, dropout.c, attention.c,
+ * rows.c), or undefined where not in use.
  */
 export function nativeModelKernels():
   | Pick<
