@@ -45,7 +45,10 @@ export interface DecodeOptions {
   window: "random" | "start" | "centre";
   /** Kill a decode that runs longer than this. */
   timeoutMs: number;
-  /** Decoder threads per ffmpeg process (0 = ffmpeg decides). One per process is best when running one per core. */
+  /**
+   * Decoder and filter-graph threads per ffmpeg process (0 = ffmpeg decides). One is best when running one process
+   * per core.
+   */
   threads: number;
   /** Run seed: the window of sample (epoch, index) comes from randomFor(seed, epoch, index, "window"). */
   seed: number;
