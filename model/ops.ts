@@ -71,9 +71,9 @@ export function dropoutWords(ctx: ForwardContext): [number, number, number, numb
 }
 
 /**
- * Inverted dropout: x * mask, the mask 1 / (1 - rate) where a uniform draw is at least `rate`, else 0, drawn from
- * an sfc32 stream seeded by `dropoutWords` (pipeline/native.ts `dropoutMask`). One native kernel each way on the
- * fast path (the backward pass draws the mask again); otherwise the mask is made (natively when built) and
+ * Inverted dropout: x * mask, the mask 1 / (1 - rate) where a uniform draw is at least `rate`, else 0, the draws a
+ * keyed hash of each element's index (`dropoutWords`; pipeline/native.ts `dropoutMask`). One native kernel each way
+ * on the fast path (the backward pass draws the mask again); otherwise the mask is made (natively when built) and
  * multiplied. Made here rather than with tf.dropout, whose uniform draws (tf.randomUniform) are generated one by
  * one in JavaScript: ~7 ms of a 64 ms tiny step.
  */

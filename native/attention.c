@@ -173,7 +173,7 @@ struct head {
   const float *q, *k, *v, *bias, *dout;  // bias: this head's [n, n] or NULL; dout: backward only
   float *out, *dq, *dk, *dv, *dscores;   // forward: out; backward: dq, dk, dv and dscores (or NULL)
   float *kt, *vt, *p, *m, *dp, *pm;      // scratch: transposed heads [dh, width], rows [R, width]
-  size_t n, d, h, dh;
+  size_t n, d, h;  // the head size is a parameter of the row functions, a constant where it is a usual one
   float scale;
   struct dropout drop;
 };
@@ -273,7 +273,6 @@ INLINE void run_pairs(struct job *j) {
         .n = n,
         .d = d,
         .h = h,
-        .dh = dh,
         .scale = j->scale,
         .drop = {j->rate, j->words, scores},
     };

@@ -108,17 +108,23 @@ static napi_value AddGaussianNoise(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// A dropout rate in [0, 1) and its four seed words (a Uint32Array); 0 when they are not that.
+static int dropout_args(napi_env env, napi_value rate_value, napi_value words_value, double *rate, void **words) {
+  size_t count;
+  return napi_get_value_double(env, rate_value, rate) == napi_ok && *rate >= 0 && *rate < 1 &&
+         typed_array(env, words_value, napi_uint32_array, words, &count) && count == 4;
+}
+
 // dropoutMask(out: Float32Array, rate, words: Uint32Array(4)): undefined
 static napi_value DropoutMask(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   void *out, *words;
-  size_t n, count;
+  size_t n;
   double rate;
   if (argc != 3 || !typed_array(env, argv[0], napi_float32_array, &out, &n) ||
-      napi_get_value_double(env, argv[1], &rate) != napi_ok ||
-      !typed_array(env, argv[2], napi_uint32_array, &words, &count) || count != 4 || !(rate >= 0 && rate < 1)) {
+      !dropout_args(env, argv[1], argv[2], &rate, &words)) {
     napi_throw_type_error(env, NULL, "dropoutMask: expected (Float32Array, rate in [0, 1), Uint32Array(4))");
     return NULL;
   }
@@ -133,12 +139,11 @@ static napi_value DropoutApply(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   void *x, *out, *words;
-  size_t nx, nout, count;
+  size_t nx, nout;
   double rate;
   if (argc != 4 || !typed_array(env, argv[0], napi_float32_array, &x, &nx) ||
       !typed_array(env, argv[1], napi_float32_array, &out, &nout) || nx != nout ||
-      napi_get_value_double(env, argv[2], &rate) != napi_ok ||
-      !typed_array(env, argv[3], napi_uint32_array, &words, &count) || count != 4 || !(rate >= 0 && rate < 1)) {
+      !dropout_args(env, argv[2], argv[3], &rate, &words)) {
     napi_throw_type_error(env, NULL,
                           "dropoutApply: expected (x, out: Float32Arrays of one length, rate in [0, 1), Uint32Array(4))");
     return NULL;

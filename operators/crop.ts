@@ -246,8 +246,9 @@ function checkBox(box: CropBox, width: number, height: number): void {
 }
 
 /**
- * The JavaScript build of `cropResizeColour` (the reference; `VATT_NATIVE=0` runs it). Two passes over each output frame: (1) resample + brightness + saturation while summing the channel
- * means contrast needs, (2) `finishColourFrame`. Without colour factors it is one pass. The resize is separable:
+ * The JavaScript build of `cropResizeColour` (the reference; `VATT_NATIVE=0` runs it). Two passes over each output
+ * frame: (1) resample + brightness + saturation while summing the channel means contrast needs, (2)
+ * `finishColourFrame`. Without colour factors it is one pass. The resize is separable:
  * each source row the frame needs is interpolated horizontally once (a two-row cache, rows only move down), then
  * each output row is one vertical lerp of two cached rows.
  */
