@@ -13,6 +13,13 @@ import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import { nativeModelKernels } from "../pipeline/native.js";
 import { loadOnnxGemm, type OnnxGemm } from "./fast-onnx.js";
+import {
+  batchNormTraining,
+  batchNormTrainingGrad,
+  contrastiveLoss,
+  contrastiveLossGrad,
+  type MatMul,
+} from "./js-kernels.js";
 
 export interface FastKernelsInfo {
   /** True when the native matrix kernels are registered for the wasm backend. */
@@ -370,6 +377,14 @@ const FUSED = {
   attention: "VattAttention",
   attentionBiased: "VattAttentionBiased",
   attentionGrad: "VattAttentionGrad",
+  dense: "VattDense",
+  denseBiased: "VattDenseBiased",
+  denseGradX: "VattDenseGradX",
+  denseGradKernel: "VattDenseGradKernel",
+  contrastiveLoss: "VattContrastiveLoss",
+  contrastiveLossGrad: "VattContrastiveLossGrad",
+  batchNorm: "VattBatchNorm",
+  batchNormGrad: "VattBatchNormGrad",
 } as const;
 
 type NativeModel = NonNullable<ReturnType<typeof nativeModelKernels>>;
@@ -484,7 +499,166 @@ function attentionKernel(native: NativeModel, backward: boolean): tf.KernelFunc 
   };
 }
 
+/**
+ * Dense layers over the last axis of any-rank x, rows folded into one GEMM: VattDense(Biased) x [..., din] @ kernel
+ * [din, dout] (+ bias) -> [..., dout]; VattDenseGradX dy @ kernel^T -> [..., din]; VattDenseGradKernel x^T @ dy ->
+ * [din, dout].
+ */
+function denseKernel(name: string, native: NativeModel): tf.KernelFunc {
+  return ({ inputs, backend }) => {
+    const b = backend as unknown as WasmBackendLike;
+    const i = inputs as Inputs;
+    const g = gemm;
+    if (!g) throw new Error(`${name}: the native GEMM is not loaded`);
+    const lead = (t: tf.TensorInfo) => t.shape.slice(0, -1);
+    const last = (t: tf.TensorInfo) => t.shape[t.shape.length - 1];
+    let out: tf.TensorInfo;
+    let product: (o: Float32Array, rows: number) => void;
+    if (name === FUSED.denseGradX) {
+      const [din, dout] = i.kernel.shape;
+      out = b.makeOutput([...lead(i.dy), din], "float32");
+      product = (o, rows) =>
+        g.matmul(heapFloats(b, i.dy), [rows, dout], heapFloats(b, i.kernel), [din, dout], false, true, o, [
+          rows,
+          din,
+        ]);
+    } else if (name === FUSED.denseGradKernel) {
+      const [din, dout] = [last(i.x), last(i.dy)];
+      out = b.makeOutput([din, dout], "float32");
+      product = (o, rows) =>
+        g.matmul(heapFloats(b, i.x), [rows, din], heapFloats(b, i.dy), [rows, dout], true, false, o, [
+          din,
+          dout,
+        ]);
+    } else {
+      const [din, dout] = i.kernel.shape;
+      out = b.makeOutput([...lead(i.x), dout], "float32");
+      product = (o, rows) =>
+        g.matmul(heapFloats(b, i.x), [rows, din], heapFloats(b, i.kernel), [din, dout], false, false, o, [
+          rows,
+          dout,
+        ]);
+    }
+    const o = heapFloats(b, out);
+    const rows = name === FUSED.denseGradKernel ? sizeOf(lead(i.x)) : sizeOf(lead(i.dy ?? i.x));
+    // An empty inner dimension (no rows for the kernel's gradient, no features for the others) gives zeros.
+    const inner = name === FUSED.denseGradKernel ? rows : name === FUSED.denseGradX ? last(i.dy) : last(i.x);
+    if (o.length > 0) {
+      if (inner === 0) o.fill(0);
+      else freeingOnError(b, [out], () => product(o, rows));
+      if (name === FUSED.denseBiased) native.addRows(heapFloats(b, out), heapFloats(b, i.bias));
+    }
+    return out;
+  };
+}
+
+/**
+ * The contrastive loss (video [B, D], text [B * K, D], mask [B, K] -> scalar) and its gradient (-> dVideo, dText),
+ * as loops over the heap (model/js-kernels.ts) with the similarity products on the native GEMM.
+ */
+function contrastiveKernel(backward: boolean): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const b = backend as unknown as WasmBackendLike;
+    const { video, text, mask, dy } = inputs as Inputs;
+    const { temperature } = attrs as unknown as { temperature: number };
+    const g = gemm;
+    if (!g) throw new Error("VattContrastiveLoss: the native GEMM is not loaded");
+    const [batch, dim] = video.shape;
+    const shape = { batch, captions: batch > 0 ? text.shape[0] / batch : 1, dim };
+    const matmul: MatMul = (...args) => g.matmul(...args);
+    if (!backward) {
+      const out = b.makeOutput([], "float32");
+      const loss = contrastiveLoss(
+        heapFloats(b, video),
+        heapFloats(b, text),
+        heapFloats(b, mask),
+        shape,
+        temperature,
+        matmul,
+      );
+      heapFloats(b, out)[0] = loss;
+      return out;
+    }
+    const outs = [b.makeOutput([...video.shape], "float32"), b.makeOutput([...text.shape], "float32")];
+    const [dVideo, dText] = outs.map((o) => heapFloats(b, o));
+    const upstream = heapFloats(b, dy)[0];
+    contrastiveLossGrad(
+      heapFloats(b, video),
+      heapFloats(b, text),
+      heapFloats(b, mask),
+      shape,
+      temperature,
+      upstream,
+      matmul,
+      dVideo,
+      dText,
+    );
+    return outs;
+  };
+}
+
+/**
+ * Training-mode BatchNorm of x [B, C] -> [y, batch mean, batch variance], and its gradient from the three outputs'
+ * (x, gamma, dy, dMean, dVariance -> dx, dGamma, dBeta), as loops over the heap (model/js-kernels.ts).
+ */
+function batchNormKernel(backward: boolean): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const b = backend as unknown as WasmBackendLike;
+    const i = inputs as Inputs;
+    const { eps } = attrs as unknown as { eps: number };
+    const rows = i.x.shape[0];
+    const channels = i.gamma.shape[0];
+    if (!backward) {
+      const outs = [
+        b.makeOutput([...i.x.shape], "float32"),
+        b.makeOutput([channels], "float32"),
+        b.makeOutput([channels], "float32"),
+      ];
+      const [y, mean, variance] = outs.map((o) => heapFloats(b, o));
+      batchNormTraining(
+        heapFloats(b, i.x),
+        heapFloats(b, i.gamma),
+        heapFloats(b, i.beta),
+        rows,
+        eps,
+        y,
+        mean,
+        variance,
+      );
+      return outs;
+    }
+    const outs = [
+      b.makeOutput([...i.x.shape], "float32"),
+      b.makeOutput([channels], "float32"),
+      b.makeOutput([channels], "float32"),
+    ];
+    const [dx, dGamma, dBeta] = outs.map((o) => heapFloats(b, o));
+    const x = heapFloats(b, i.x);
+    batchNormTrainingGrad(x, heapFloats(b, i.gamma), heapFloats(b, i.dy), rows, eps, dx, dGamma, dBeta);
+    // The statistics' own gradients (zero in training, where they only feed the moving averages).
+    const dMean = heapFloats(b, i.dMean);
+    const dVariance = heapFloats(b, i.dVariance);
+    for (let f = 0; f < channels; f++) {
+      if (dMean[f] === 0 && dVariance[f] === 0) continue;
+      let mu = 0;
+      for (let r = 0; r < rows; r++) mu += x[r * channels + f];
+      mu /= rows;
+      for (let r = 0; r < rows; r++) {
+        const at = r * channels + f;
+        dx[at] += dMean[f] / rows + (dVariance[f] * 2 * (x[at] - mu)) / rows;
+      }
+    }
+    return outs;
+  };
+}
+
 function fusedKernelFunc(name: string, native: NativeModel): tf.KernelFunc {
+  if (name.startsWith("VattDense")) return denseKernel(name, native);
+  if (name === FUSED.contrastiveLoss || name === FUSED.contrastiveLossGrad) {
+    return contrastiveKernel(name === FUSED.contrastiveLossGrad);
+  }
+  if (name === FUSED.batchNorm || name === FUSED.batchNormGrad)
+    return batchNormKernel(name === FUSED.batchNormGrad);
   if (name === FUSED.dropout) return dropoutKernel(native);
   if (name === FUSED.attention || name === FUSED.attentionBiased) return attentionKernel(native, false);
   if (name === FUSED.attentionGrad) return attentionKernel(native, true);
@@ -534,6 +708,48 @@ function registerFusedGradients(): void {
       .runKernel(FUSED.attentionGrad, inputs as tf.NamedTensorMap, attrs) as tf.Tensor[];
     return { q: () => dq, k: () => dk, v: () => dv, ...(bias ? { bias: () => dbias } : {}) };
   };
+  // Each input's gradient is its own kernel: only those on the path to the variables run (patch projections
+  // need no gradient of their pixels, which would be the step's largest product).
+  const denseGradient = (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+    const [x, kernel] = saved;
+    const g = dy as tf.Tensor;
+    return {
+      x: () => run(FUSED.denseGradX, { dy: g, kernel }),
+      kernel: () => run(FUSED.denseGradKernel, { x, dy: g }),
+      bias: () => (g.rank > 1 ? tf.sum(g, [...Array(g.rank - 1).keys()]) : tf.reshape(g, g.shape)),
+    };
+  };
+  tf.registerGradient({ kernelName: FUSED.dense, inputsToSave: ["x", "kernel"], gradFunc: denseGradient });
+  tf.registerGradient({
+    kernelName: FUSED.denseBiased,
+    inputsToSave: ["x", "kernel"],
+    gradFunc: denseGradient,
+  });
+  tf.registerGradient({
+    kernelName: FUSED.contrastiveLoss,
+    inputsToSave: ["video", "text", "mask"],
+    gradFunc: (dy, [video, text, mask], attrs) => {
+      const [dVideo, dText] = tf
+        .engine()
+        .runKernel(
+          FUSED.contrastiveLossGrad,
+          { video, text, mask, dy: dy as tf.Tensor },
+          attrs,
+        ) as tf.Tensor[];
+      return { video: () => dVideo, text: () => dText, mask: () => tf.zerosLike(mask) };
+    },
+  });
+  tf.registerGradient({
+    kernelName: FUSED.batchNorm,
+    inputsToSave: ["x", "gamma"],
+    gradFunc: (dys, [x, gamma], attrs) => {
+      const [dy, dMean, dVariance] = dys as tf.Tensor[];
+      const [dx, dGamma, dBeta] = tf
+        .engine()
+        .runKernel(FUSED.batchNormGrad, { x, gamma, dy, dMean, dVariance }, attrs) as tf.Tensor[];
+      return { x: () => dx, gamma: () => dGamma, beta: () => dBeta };
+    },
+  });
   tf.registerGradient({
     kernelName: FUSED.attention,
     inputsToSave: ["q", "k", "v"],
@@ -580,6 +796,49 @@ export function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, 
 /** RMS norm over the last axis as one kernel (only when `fusedOpsReady()`). */
 export function fusedRmsNorm(x: tf.Tensor, scale: tf.Tensor, eps: number): tf.Tensor {
   return tf.engine().runKernel(FUSED.rmsNorm, { x, scale }, { eps }) as tf.Tensor;
+}
+
+/**
+ * x @ kernel (+ bias) over the last axis of any-rank float32 x ([..., din] with kernel [din, dout], bias [dout])
+ * as one kernel forward and one per input's gradient, rows folded into one native GEMM (only when
+ * `fusedOpsReady()`).
+ */
+export function fusedDense(x: tf.Tensor, kernel: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
+  return (
+    bias
+      ? tf.engine().runKernel(FUSED.denseBiased, { x, kernel, bias })
+      : tf.engine().runKernel(FUSED.dense, { x, kernel })
+  ) as tf.Tensor;
+}
+
+/**
+ * The contrastive loss of model/losses.ts `milNceLoss` as one kernel each way: video [B, D], text [B * K, D], mask
+ * [B, K] (float32) -> scalar (only when `fusedOpsReady()`).
+ */
+export function fusedContrastiveLoss(
+  video: tf.Tensor,
+  text: tf.Tensor,
+  mask: tf.Tensor,
+  temperature: number,
+): tf.Scalar {
+  return tf.engine().runKernel(FUSED.contrastiveLoss, { video, text, mask }, { temperature }) as tf.Scalar;
+}
+
+/**
+ * Training-mode BatchNorm of x [B, C] as one kernel each way: [y, batch mean, biased batch variance] (only when
+ * `fusedOpsReady()`).
+ */
+export function fusedBatchNorm(
+  x: tf.Tensor,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  eps: number,
+): [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D] {
+  return tf.engine().runKernel(FUSED.batchNorm, { x, gamma, beta }, { eps }) as unknown as [
+    tf.Tensor2D,
+    tf.Tensor1D,
+    tf.Tensor1D,
+  ];
 }
 
 /** Inverted dropout with the mask of `words` (pipeline/native.ts dropoutMask) as one kernel each way. */

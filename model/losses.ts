@@ -8,8 +8,12 @@
  * the per-sample loss is multiplied by mask * (B / valid count), so the mean is over valid samples. The mask is
  * given per caption [B, K]; a sample is valid when any of its captions is. With a mask that is constant over K
  * this is exactly the reference.
+ *
+ * On the fast path each loss is one kernel each way (model/js-kernels.ts): composed, the two losses of a step are
+ * ~120 kernels forward and ~200 backward on [B, D] tensors, nearly all engine bookkeeping.
  */
 import * as tf from "@tensorflow/tfjs";
+import { fusedContrastiveLoss, fusedOpsReady } from "./kernels.js";
 
 export const TEMPERATURE = 0.07;
 const LARGE = 1e9;
@@ -34,6 +38,10 @@ export function milNceLoss(
     const k = text.shape[0] / b;
     if (!Number.isInteger(k) || mask.shape[0] !== b || mask.shape[1] !== k) {
       throw new RangeError(`MIL-NCE shapes: video ${video.shape}, text ${text.shape}, mask ${mask.shape}`);
+    }
+    const fits = video.rank === 2 && text.rank === 2 && text.shape[1] === video.shape[1];
+    if (fits && video.dtype === "float32" && text.dtype === "float32" && fusedOpsReady()) {
+      return fusedContrastiveLoss(video, text, tf.cast(mask, "float32"), temperature);
     }
     const v = l2Normalize(video);
     const t = l2Normalize(text);

@@ -322,6 +322,22 @@ static napi_value SumLeading(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// addRows(x: Float32Array, row: Float32Array): undefined. x[i * row.length + j] += row[j], in place.
+static napi_value AddRows(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *x, *row;
+  size_t nx, nrow;
+  if (argc != 2 || !typed_array(env, argv[0], napi_float32_array, &x, &nx) ||
+      !typed_array(env, argv[1], napi_float32_array, &row, &nrow) || nrow == 0 || nx % nrow != 0) {
+    napi_throw_type_error(env, NULL, "addRows: expected (x, row: Float32Arrays, x.length a multiple of row.length)");
+    return NULL;
+  }
+  add_rows(x, row, nx / nrow, nrow);
+  return NULL;
+}
+
 // sumSquares(g: Float32Array): number (NaN entries count as 0)
 static napi_value SumSquares(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -387,6 +403,7 @@ NAPI_MODULE_INIT() {
       !export_function(env, exports, "gelu", Gelu) || !export_function(env, exports, "geluGrad", GeluGrad) ||
       !export_function(env, exports, "sumSquares", SumSquares) ||
       !export_function(env, exports, "sumLeading", SumLeading) ||
+      !export_function(env, exports, "addRows", AddRows) ||
       !export_function(env, exports, "adamUpdate", AdamUpdate)) {
     return NULL;
   }

@@ -4,4 +4,7 @@
 
 // out[j] = sum over i < outer of x[i * inner + j] (x is outer * inner floats, out inner).
 void sum_leading(const float *x, float *out, size_t outer, size_t inner);
+
+// x[i * inner + j] += row[j] for i < outer (a dense layer's bias, added in place).
+void add_rows(float *x, const float *row, size_t outer, size_t inner);
 #endif

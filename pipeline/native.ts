@@ -47,6 +47,8 @@ interface NativeKernels {
   dropoutMask(out: Float32Array, rate: number, words: Uint32Array): void;
   /** out[j] = sum_i x[i * out.length + j]: a sum over the leading axes. */
   sumLeading(x: Float32Array, out: Float32Array): void;
+  /** x[i * row.length + j] += row[j], in place: a dense layer's bias. */
+  addRows(x: Float32Array, row: Float32Array): void;
   /** out = x * dropoutMask(x.length, rate, words), without the mask. */
   dropoutApply(x: Float32Array, out: Float32Array, rate: number, words: Uint32Array): void;
   /**
@@ -225,7 +227,15 @@ export function decodeJpegRegionNative(
 export function nativeModelKernels():
   | Pick<
       NativeKernels,
-      "sumSquares" | "adamUpdate" | "gelu" | "geluGrad" | "norm" | "dropoutApply" | "attention" | "sumLeading"
+      | "sumSquares"
+      | "adamUpdate"
+      | "gelu"
+      | "geluGrad"
+      | "norm"
+      | "dropoutApply"
+      | "attention"
+      | "sumLeading"
+      | "addRows"
     >
   | undefined {
   return useNativeKernels && !(loaded instanceof Error) ? loaded : undefined;

@@ -13,7 +13,17 @@ import {
   fusedOpsReady,
   planProduct,
 } from "../../model/kernels.js";
-import { dropout, type ForwardContext, gelu, layerNorm, rmsNorm } from "../../model/ops.js";
+import { milNceLoss, nceLoss } from "../../model/losses.js";
+import {
+  type BatchStats,
+  batchNorm,
+  dense,
+  dropout,
+  type ForwardContext,
+  gelu,
+  layerNorm,
+  rmsNorm,
+} from "../../model/ops.js";
 import { multiHeadAttention } from "../../model/transformer.js";
 import { randomForRun } from "../../pipeline/random.js";
 
@@ -393,6 +403,113 @@ test("Sum over leading axes (bias gradients), same-dtype Cast and row gathers ma
     /index 3 is not in \[0, 2\]/,
   );
   assert.equal(tf.memory().numTensors, before);
+});
+
+test("fused dense layers' values and gradients match the composed ops on cpu, for any rank and empty sizes", async (t) => {
+  if (fastReason) return t.skip(fastReason);
+  await tf.setBackend("wasm");
+  if (!fusedOpsReady()) return t.skip("native kernels not built");
+  const cases: { x: number[]; dout: number; bias: boolean }[] = [
+    { x: [3, 5, 7], dout: 4, bias: true },
+    { x: [6, 9], dout: 11, bias: false },
+    { x: [2, 2, 3, 8], dout: 5, bias: true },
+    { x: [8], dout: 3, bias: true }, // one row
+    { x: [0, 4], dout: 3, bias: true }, // no rows: empty output, zero kernel gradient
+    { x: [2, 0], dout: 3, bias: true }, // no features: the bias alone
+  ];
+  for (const c of cases) {
+    const din = c.x[c.x.length - 1];
+    const run = () =>
+      tf.tidy(() => {
+        const x = tf.tensor(values(c.x, 40), c.x);
+        const kernel = tf.tensor2d(values([din, c.dout], 41), [din, c.dout]);
+        const bias = c.bias ? tf.tensor1d(values([c.dout], 42)) : undefined;
+        const y = dense(x, kernel, bias);
+        const w = tf.tensor(values(y.shape, 43), y.shape);
+        const f = (a: tf.Tensor, k: tf.Tensor, b?: tf.Tensor) => tf.sum(tf.mul(dense(a, k, b), w));
+        const grads = bias
+          ? tf.grads((a: tf.Tensor, k: tf.Tensor, b: tf.Tensor) => f(a, k, b))([x, kernel, bias])
+          : tf.grads((a: tf.Tensor, k: tf.Tensor) => f(a, k))([x, kernel]);
+        return [y, ...grads].map((v) => ({ shape: v.shape, data: v.dataSync() as Float32Array }));
+      });
+    const want = await onBackend("cpu", run);
+    const before = tf.memory().numTensors;
+    const got = await onBackend("wasm", run);
+    assert.equal(tf.memory().numTensors, before);
+    for (const [i, w] of want.entries()) {
+      assert.deepEqual(got[i].shape, w.shape, `${c.x} case ${i} shape`);
+      assertClose(got[i].data, w.data, `${c.x} output ${i}`);
+    }
+  }
+});
+
+test("the fused contrastive loss and BatchNorm match the composed ops on cpu, masks included", async (t) => {
+  if (fastReason) return t.skip(fastReason);
+  await tf.setBackend("wasm");
+  if (!fusedOpsReady()) return t.skip("native kernels not built");
+  const b = 5;
+  const d = 7;
+  const masks: { k: number; mask: number[] }[] = [
+    { k: 3, mask: new Array(15).fill(1) },
+    { k: 3, mask: [1, 0, 1, 1, 1, 1, 0, 0, 0, 1, 1, 0, 1, 1, 1] }, // some captions missing, sample 2 has none
+    { k: 1, mask: [1, 1, 0, 1, 1] }, // NCE: one clip without audio
+    { k: 2, mask: new Array(10).fill(0) }, // nothing valid: loss and gradients 0
+  ];
+  for (const { k, mask } of masks) {
+    const run = () =>
+      tf.tidy(() => {
+        // A zero row checks the norm's floor.
+        const video = tf.tensor2d(
+          values([b, d], 50).map((v, i) => (i < d ? 0 : v)),
+          [b, d],
+        );
+        const text = tf.tensor2d(values([b * k, d], 51), [b * k, d]);
+        const m = tf.tensor2d(mask, [b, k]);
+        const f = (v: tf.Tensor, x: tf.Tensor) =>
+          k === 1 ? nceLoss(v, x, m.reshape([b]), 0.1) : milNceLoss(v, x, m, 0.1);
+        return [f(video, text), ...tf.grads(f)([video, text])].map((v) => v.dataSync() as Float32Array);
+      });
+    const want = await onBackend("cpu", run);
+    const before = tf.memory().numTensors;
+    const got = await onBackend("wasm", run);
+    assert.equal(tf.memory().numTensors, before);
+    for (const [i, name] of ["loss", "d/dvideo", "d/dtext"].entries()) {
+      assertClose(got[i], want[i], `K=${k} mask ${mask.join("")} ${name}`);
+    }
+  }
+  const shape = [6, 5];
+  const run = () =>
+    tf.tidy(() => {
+      const x = tf.tensor2d(
+        values(shape, 52).map((v, i) => v * 3 + (i % 5)),
+        [6, 5],
+      );
+      const gamma = tf.tensor1d(values([5], 53).map((v) => 1 + v / 2));
+      const beta = tf.tensor1d(values([5], 54));
+      const w = tf.tensor2d(values(shape, 55), [6, 5]);
+      const stats: BatchStats[] = [];
+      const ctx: ForwardContext = { training: true, dropout: 0, batchStats: stats };
+      const state = { movingMean: tf.zeros([5]), movingVariance: tf.ones([5]) };
+      const bn = (a: tf.Tensor, g: tf.Tensor, bb: tf.Tensor) =>
+        batchNorm(a as tf.Tensor2D, { gamma: g, beta: bb, ...state }, "bn", 1e-3, ctx);
+      const y = bn(x, gamma, beta);
+      const [mean, variance] = [stats[0].mean, stats[0].variance];
+      const grads = tf.grads((a: tf.Tensor, g: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.mul(bn(a, g, bb), w)))([
+        x,
+        gamma,
+        beta,
+      ]);
+      const out = [y, mean, variance, ...grads].map((v) => v.dataSync() as Float32Array);
+      for (const s of stats) tf.dispose([s.mean, s.variance]);
+      return out;
+    });
+  const want = await onBackend("cpu", run);
+  const before = tf.memory().numTensors;
+  const got = await onBackend("wasm", run);
+  assert.equal(tf.memory().numTensors, before);
+  for (const [i, name] of ["y", "mean", "variance", "d/dx", "d/dgamma", "d/dbeta"].entries()) {
+    assertClose(got[i], want[i], `batch norm ${name}`);
+  }
 });
 
 test("shape planning folds a shared right operand's batch into rows and rejects bad shapes", () => {
