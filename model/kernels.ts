@@ -12,6 +12,14 @@
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import { nativeModelKernels } from "../pipeline/native.js";
+import {
+  BLOCK_SAVED,
+  type BlockAttrs,
+  type BlockKind,
+  blockBackward,
+  blockForward,
+  blockInputNames,
+} from "./block-kernel.js";
 import { loadOnnxGemm, type OnnxGemm } from "./fast-onnx.js";
 import {
   batchNormTraining,
@@ -385,6 +393,8 @@ const FUSED = {
   contrastiveLossGrad: "VattContrastiveLossGrad",
   batchNorm: "VattBatchNorm",
   batchNormGrad: "VattBatchNormGrad",
+  block: "VattBlockForward",
+  blockGrad: "VattBlockBackward",
 } as const;
 
 type NativeModel = NonNullable<ReturnType<typeof nativeModelKernels>>;
@@ -652,7 +662,23 @@ function batchNormKernel(backward: boolean): tf.KernelFunc {
   };
 }
 
+/** The whole encoder block (model/block-kernel.ts), forward or backward. */
+function blockKernel(native: NativeModel, backward: boolean): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    if (!gemm) throw new Error("VattBlock: the native GEMM is not loaded");
+    const run = backward ? blockBackward : blockForward;
+    return run(
+      backend as unknown as WasmBackendLike,
+      inputs as Inputs,
+      attrs as unknown as BlockAttrs,
+      gemm,
+      native,
+    );
+  };
+}
+
 function fusedKernelFunc(name: string, native: NativeModel): tf.KernelFunc {
+  if (name === FUSED.block || name === FUSED.blockGrad) return blockKernel(native, name === FUSED.blockGrad);
   if (name.startsWith("VattDense")) return denseKernel(name, native);
   if (name === FUSED.contrastiveLoss || name === FUSED.contrastiveLossGrad) {
     return contrastiveKernel(name === FUSED.contrastiveLossGrad);
@@ -839,6 +865,64 @@ export function fusedBatchNorm(
     tf.Tensor1D,
     tf.Tensor1D,
   ];
+}
+
+/** Options of `fusedEncoderBlock`: the block's kind, attention and dropout. */
+export interface EncoderBlockOptions {
+  norm: BlockKind["norm"];
+  biases: boolean;
+  heads: number;
+  scale: number;
+  eps: number;
+  /** Dropout rate (0 when not training) and the four masks' words (attention, output, MLP activation, MLP). */
+  rate: number;
+  words: number[];
+  /** Additive attention bias [B, heads, N, N]. */
+  bias?: tf.Tensor;
+}
+
+/**
+ * A whole pre-norm encoder block (model/block-kernel.ts) as one kernel each way: x [B, N, d] -> [B, N, d].
+ * `weights` holds the inputs `blockInputNames` lists besides x and bias. Only when `fusedOpsReady()`.
+ */
+export function fusedEncoderBlock(
+  x: tf.Tensor,
+  weights: Record<string, tf.Tensor>,
+  o: EncoderBlockOptions,
+): tf.Tensor {
+  const kind: BlockKind = { norm: o.norm, biases: o.biases, masked: o.bias !== undefined };
+  const names = blockInputNames(kind);
+  const { heads, scale, eps, rate, words } = o;
+  const attrs: BlockAttrs = { ...kind, heads, scale, eps, rate, words, threads: gemm?.threads ?? 1 };
+  const all: Record<string, tf.Tensor | undefined> = { ...weights, x, bias: o.bias };
+  const tensors = names.map((n) => {
+    const t = all[n];
+    if (!t) throw new Error(`fused encoder block: input ${n} missing`);
+    return t;
+  });
+  // A custom gradient rather than a registered one: the intermediates are saved without being outputs of the
+  // taped op, whose unused outputs would each get a zero-filled gradient tensor.
+  const block = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const ins = args as tf.Tensor[];
+    const named = Object.fromEntries(names.map((n, i) => [n, ins[i]]));
+    const [y, ...intermediates] = tf.engine().runKernel(FUSED.block, named, attrs as never) as tf.Tensor[];
+    save([...ins, ...intermediates]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const grads: Record<string, tf.Tensor> = { dy };
+        names.forEach((n, i) => {
+          grads[n] = saved[i];
+        });
+        BLOCK_SAVED.forEach((n, i) => {
+          grads[n] = saved[names.length + i];
+        });
+        return tf.engine().runKernel(FUSED.blockGrad, grads, attrs as never) as tf.Tensor[];
+      },
+    };
+  });
+  return block(...tensors);
 }
 
 /** Inverted dropout with the mask of `words` (pipeline/native.ts dropoutMask) as one kernel each way. */

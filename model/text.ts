@@ -21,7 +21,7 @@ import {
   rmsNorm,
 } from "./ops.js";
 import { GLOROT, ONES, type ParamBuilder, type ParamMap } from "./params.js";
-import { buildDense, buildLayerNorm, multiHeadAttention } from "./transformer.js";
+import { buildDense, buildLayerNorm, fusedBlock, multiHeadAttention } from "./transformer.js";
 
 /** What padding adds to attention scores: a large negative number, as the reference. */
 export const MASKED = -1e9;
@@ -121,6 +121,20 @@ export function textBackbone(
   x = dropout(x, ctx);
   for (let i = 0; i < s.layers; i++) {
     const l = `text/layer_${i}`;
+    const weights = {
+      norm1: p[`${l}/attn_norm/scale`],
+      ...Object.fromEntries(["q", "k", "v", "o"].map((w) => [`w${w}`, p[`${l}/attn/${w}/kernel`]])),
+      norm2: p[`${l}/ffn_ln/gamma`],
+      norm2Beta: p[`${l}/ffn_ln/beta`],
+      w1: p[`${l}/ffn/wi/kernel`],
+      w2: p[`${l}/ffn/wo/kernel`],
+    };
+    const kind = { norm: "rms", biases: false, heads: s.heads, scale: 1, eps } as const;
+    const fused = fusedBlock(x, weights, kind, s.mlp, ctx, bias);
+    if (fused) {
+      x = fused;
+      continue;
+    }
     const h = rmsNorm(x, p[`${l}/attn_norm/scale`], eps);
     const q = dense(h, p[`${l}/attn/q/kernel`]);
     const k = dense(h, p[`${l}/attn/k/kernel`]);

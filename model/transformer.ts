@@ -7,7 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { TransformerSize } from "./config.js";
-import { fusedAttention, fusedOpsReady } from "./kernels.js";
+import { type EncoderBlockOptions, fusedAttention, fusedEncoderBlock, fusedOpsReady } from "./kernels.js";
 import { dense, dropout, dropoutWords, type ForwardContext, gelu, layerNorm } from "./ops.js";
 import { GLOROT, ONES, type ParamBuilder, type ParamMap, ZEROS } from "./params.js";
 
@@ -99,6 +99,31 @@ function linear(p: ParamMap, name: string, x: tf.Tensor): tf.Tensor {
   return dense(x, p[`${name}/kernel`], p[`${name}/bias`]);
 }
 
+/**
+ * The block as one fused kernel each way (model/block-kernel.ts) when the fast path is on and the shapes fit, else
+ * undefined. Draws the four dropout masks' words in the order the composed block draws them, so both give the
+ * same result. `bias` broadcasts to [B, heads, N, N].
+ */
+export function fusedBlock(
+  x: tf.Tensor,
+  weights: Record<string, tf.Tensor>,
+  kind: Pick<EncoderBlockOptions, "norm" | "biases" | "heads" | "scale" | "eps">,
+  mlp: number,
+  ctx: ForwardContext,
+  bias?: tf.Tensor,
+): tf.Tensor | undefined {
+  if (x.rank !== 3 || x.dtype !== "float32" || !fusedOpsReady()) return undefined;
+  const [b, n, d] = x.shape;
+  if (!(b > 0 && n > 0 && d > 0 && mlp > 0 && d % kind.heads === 0) || (bias && bias.rank !== 4))
+    return undefined;
+  const rate = ctx.training ? ctx.dropout : 0;
+  if (!(rate < 1)) throw new RangeError(`dropout rate must be below 1, got ${rate}`);
+  const words = rate > 0 ? [0, 1, 2, 3].flatMap(() => dropoutWords(ctx)) : new Array<number>(16).fill(0);
+  const full = [b, kind.heads, n, n];
+  const spread = bias && bias.shape.join() !== full.join() ? tf.broadcastTo(bias, full) : bias;
+  return fusedEncoderBlock(x, weights, { ...kind, rate, words, bias: spread });
+}
+
 /** One pre-LN block. `maskBias` ([B, 1, 1, N], 0 or -1e9) hides padding (VATT-MA text). */
 export function encoderBlock(
   p: ParamMap,
@@ -109,11 +134,31 @@ export function encoderBlock(
   ctx: ForwardContext,
   maskBias?: tf.Tensor,
 ): tf.Tensor {
+  const scale = 1 / Math.sqrt(s.hidden / s.heads);
+  const weights = {
+    norm1: p[`${l}/ln1/gamma`],
+    norm1Beta: p[`${l}/ln1/beta`],
+    ...Object.fromEntries(
+      ["q", "k", "v", "o"].flatMap((w) => [
+        [`w${w}`, p[`${l}/attn/${w}/kernel`]],
+        [`b${w}`, p[`${l}/attn/${w}/bias`]],
+      ]),
+    ),
+    norm2: p[`${l}/ln2/gamma`],
+    norm2Beta: p[`${l}/ln2/beta`],
+    w1: p[`${l}/mlp/fc1/kernel`],
+    b1: p[`${l}/mlp/fc1/bias`],
+    w2: p[`${l}/mlp/fc2/kernel`],
+    b2: p[`${l}/mlp/fc2/bias`],
+  };
+  const kind = { norm: "layer", biases: true, heads: s.heads, scale, eps } as const;
+  const fused = fusedBlock(x, weights, kind, s.mlp, ctx, maskBias);
+  if (fused) return fused;
   const h = layerNorm(x, p[`${l}/ln1/gamma`], p[`${l}/ln1/beta`], eps);
   const q = linear(p, `${l}/attn/q`, h);
   const k = linear(p, `${l}/attn/k`, h);
   const v = linear(p, `${l}/attn/v`, h);
-  const attended = multiHeadAttention(q, k, v, s.heads, 1 / Math.sqrt(s.hidden / s.heads), maskBias, ctx);
+  const attended = multiHeadAttention(q, k, v, s.heads, scale, maskBias, ctx);
   const x1 = tf.add(x, dropout(linear(p, `${l}/attn/o`, attended), ctx));
   const h2 = layerNorm(x1, p[`${l}/ln2/gamma`], p[`${l}/ln2/beta`], eps);
   const mlp = linear(p, `${l}/mlp/fc2`, dropout(gelu(linear(p, `${l}/mlp/fc1`, h2)), ctx));

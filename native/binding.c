@@ -338,6 +338,32 @@ static napi_value AddRows(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// addInto(out: Float32Array, x: Float32Array): undefined. out[i] += x[i]; same lengths, not overlapping.
+static napi_value AddInto(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *out, *x;
+  size_t nout, nx;
+  if (argc != 2 || !typed_array(env, argv[0], napi_float32_array, &out, &nout) ||
+      !typed_array(env, argv[1], napi_float32_array, &x, &nx) || nout != nx) {
+    napi_throw_type_error(env, NULL, "addInto: expected (out, x: Float32Arrays of the same length)");
+    return NULL;
+  }
+  float *o = out;
+  const float *v = x;
+  if (nout > 0 && o < v + nx && v < o + nout && o != v) {
+    napi_throw_range_error(env, NULL, "addInto: out and x overlap");
+    return NULL;
+  }
+  if (o == v) {
+    for (size_t i = 0; i < nout; i++) o[i] += o[i];
+  } else {
+    add_into(o, v, nout);
+  }
+  return NULL;
+}
+
 // sumSquares(g: Float32Array): number (NaN entries count as 0)
 static napi_value SumSquares(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -404,6 +430,7 @@ NAPI_MODULE_INIT() {
       !export_function(env, exports, "sumSquares", SumSquares) ||
       !export_function(env, exports, "sumLeading", SumLeading) ||
       !export_function(env, exports, "addRows", AddRows) ||
+      !export_function(env, exports, "addInto", AddInto) ||
       !export_function(env, exports, "adamUpdate", AdamUpdate)) {
     return NULL;
   }

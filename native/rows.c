@@ -21,3 +21,7 @@ CLONES void add_rows(float *restrict x, const float *restrict row, size_t outer,
     for (size_t j = 0; j < inner; j++) r[j] += row[j];
   }
 }
+
+CLONES void add_into(float *restrict out, const float *restrict x, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] += x[i];
+}

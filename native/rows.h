@@ -7,4 +7,7 @@ void sum_leading(const float *x, float *out, size_t outer, size_t inner);
 
 // x[i * inner + j] += row[j] for i < outer (a dense layer's bias, added in place).
 void add_rows(float *x, const float *row, size_t outer, size_t inner);
+
+// out[i] += x[i] for i < n (residual sums and gradient accumulation of the fused encoder block).
+void add_into(float *out, const float *x, size_t n);
 #endif

@@ -16,7 +16,7 @@ import type { ColourFactors } from "../operators/color.js";
 import type { CropBox } from "../operators/crop.js";
 import { fmix32 } from "./random.js";
 
-interface NativeKernels {
+export interface NativeKernels {
   cropResizeColour(
     frames: Uint8Array,
     numFrames: number,
@@ -49,6 +49,8 @@ interface NativeKernels {
   sumLeading(x: Float32Array, out: Float32Array): void;
   /** x[i * row.length + j] += row[j], in place: a dense layer's bias. */
   addRows(x: Float32Array, row: Float32Array): void;
+  /** out[i] += x[i] (same lengths). */
+  addInto(out: Float32Array, x: Float32Array): void;
   /** out = x * dropoutMask(x.length, rate, words), without the mask. */
   dropoutApply(x: Float32Array, out: Float32Array, rate: number, words: Uint32Array): void;
   /**
@@ -236,6 +238,7 @@ export function nativeModelKernels():
       | "attention"
       | "sumLeading"
       | "addRows"
+      | "addInto"
     >
   | undefined {
   return useNativeKernels && !(loaded instanceof Error) ? loaded : undefined;

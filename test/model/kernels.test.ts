@@ -24,7 +24,7 @@ import {
   layerNorm,
   rmsNorm,
 } from "../../model/ops.js";
-import { multiHeadAttention } from "../../model/transformer.js";
+import { encoderBlock, fusedBlock, multiHeadAttention } from "../../model/transformer.js";
 import { randomForRun } from "../../pipeline/random.js";
 
 let fastReason: string | undefined;
@@ -511,6 +511,111 @@ test("the fused contrastive loss and BatchNorm match the composed ops on cpu, ma
     assertClose(got[i], want[i], `batch norm ${name}`);
   }
 });
+
+test("the fused encoder block (LayerNorm + biases, RMS norm + none) matches the composed block on cpu", async (t) => {
+  if (fastReason) return t.skip(fastReason);
+  await tf.setBackend("wasm");
+  if (!fusedOpsReady()) return t.skip("native kernels not built");
+  const [b, n, d, mlp, heads] = [2, 9, 16, 24, 2];
+  const cases: { norm: "layer" | "rms"; rate: number; bias: "none" | "padding" | "learned" }[] = [
+    { norm: "layer", rate: 0, bias: "none" },
+    { norm: "layer", rate: 0.3, bias: "padding" },
+    { norm: "rms", rate: 0, bias: "learned" },
+    { norm: "rms", rate: 0.3, bias: "learned" },
+  ];
+  for (const c of cases) {
+    const run = () =>
+      tf.tidy(() => {
+        const x = tf.tensor3d(values([b, n, d], 60), [b, n, d]);
+        const weights: Record<string, tf.Tensor> = {};
+        let seed = 61;
+        const add = (name: string, shape: number[], offset = 0) => {
+          weights[name] = tf.tensor(
+            values(shape, seed++).map((v) => offset + v / 2),
+            shape,
+          );
+        };
+        add("norm1", [d], 1);
+        if (c.norm === "layer") add("norm1Beta", [d]);
+        for (const w of ["q", "k", "v", "o"]) add(`w${w}`, [d, d]);
+        if (c.norm === "layer") for (const w of ["q", "k", "v", "o"]) add(`b${w}`, [d]);
+        add("norm2", [d], 1);
+        add("norm2Beta", [d]);
+        add("w1", [d, mlp]);
+        add("w2", [mlp, d]);
+        if (c.norm === "layer") {
+          add("b1", [mlp]);
+          add("b2", [d]);
+        }
+        const padding = tf.tensor4d(
+          Array.from({ length: b * n }, (_, i) => (i === n - 1 || i === 2 * n - 2 ? -1e9 : 0)),
+          [b, 1, 1, n],
+        );
+        const learned = tf.tensor4d(values([heads * n * n], 70), [1, heads, n, n]);
+        const names = Object.keys(weights);
+        const block = (xs: tf.Tensor[]) => {
+          const withRel = c.bias === "learned";
+          const [xin, rel] = [xs[0], withRel ? xs[1] : learned];
+          const ws = xs.slice(withRel ? 2 : 1);
+          const p: Record<string, tf.Tensor> = Object.fromEntries(names.map((nm, i) => [nm, ws[i]]));
+          const ctx: ForwardContext = { training: true, dropout: c.rate, rng: randomForRun(5, "block") };
+          const bias = c.bias === "none" ? undefined : c.bias === "padding" ? padding : tf.add(rel, padding);
+          if (c.norm === "layer") {
+            const prefix = "l";
+            const params: Record<string, tf.Tensor> = {
+              [`${prefix}/ln1/gamma`]: p.norm1,
+              [`${prefix}/ln1/beta`]: p.norm1Beta,
+              [`${prefix}/ln2/gamma`]: p.norm2,
+              [`${prefix}/ln2/beta`]: p.norm2Beta,
+              [`${prefix}/mlp/fc1/kernel`]: p.w1,
+              [`${prefix}/mlp/fc1/bias`]: p.b1,
+              [`${prefix}/mlp/fc2/kernel`]: p.w2,
+              [`${prefix}/mlp/fc2/bias`]: p.b2,
+            };
+            for (const w of ["q", "k", "v", "o"]) {
+              params[`${prefix}/attn/${w}/kernel`] = p[`w${w}`];
+              params[`${prefix}/attn/${w}/bias`] = p[`b${w}`];
+            }
+            const size = { name: "t", layers: 1, hidden: d, mlp, heads };
+            return encoderBlock(params as never, prefix, size, xin, 1e-6, ctx, bias);
+          }
+          const kind = { norm: "rms", biases: false, heads, scale: 1, eps: 1e-6 } as const;
+          return (
+            fusedBlock(xin, p, kind, mlp, ctx, bias) ?? composedT5Block(xin, p, heads, ctx, bias as tf.Tensor)
+          );
+        };
+        const wOut = tf.tensor3d(values([b, n, d], 71), [b, n, d]);
+        const inputs = [x, ...(c.bias === "learned" ? [learned] : []), ...names.map((nm) => weights[nm])];
+        const grads = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(block(xs), wOut)))(inputs);
+        return [block(inputs), ...grads].map((v) => v.dataSync() as Float32Array);
+      });
+    const want = await onBackend("cpu", run);
+    const before = tf.memory().numTensors;
+    const got = await onBackend("wasm", run);
+    assert.equal(tf.memory().numTensors, before);
+    assert.equal(got.length, want.length);
+    for (const [i, w] of want.entries())
+      assertClose(got[i], w, `${c.norm} rate ${c.rate} ${c.bias}: output ${i}`);
+  }
+});
+
+/** model/text.ts's composed T5 layer (the cpu side of the fused block test). */
+function composedT5Block(
+  x: tf.Tensor,
+  p: Record<string, tf.Tensor>,
+  heads: number,
+  ctx: ForwardContext,
+  bias: tf.Tensor,
+): tf.Tensor {
+  const h = rmsNorm(x, p.norm1, 1e-6);
+  const attended = dense(
+    multiHeadAttention(dense(h, p.wq), dense(h, p.wk), dense(h, p.wv), heads, 1, bias, ctx),
+    p.wo,
+  );
+  const x1 = tf.add(x, dropout(attended, ctx));
+  const h2 = layerNorm(x1, p.norm2, p.norm2Beta, 1e-6);
+  return tf.add(x1, dropout(dense(dropout(gelu(dense(h2, p.w1)), ctx), p.w2), ctx));
+}
 
 test("shape planning folds a shared right operand's batch into rows and rejects bad shapes", () => {
   const p = planProduct([4, 5, 7], [7, 3], false, false);
