@@ -61,8 +61,23 @@ export function blockInputNames(kind: BlockKind): string[] {
   ];
 }
 
-/** The forward kernel's outputs after y: what the backward kernel reads. */
-export const BLOCK_SAVED = ["h", "q", "k", "v", "a", "x1", "h2", "f"] as const;
+/**
+ * The forward kernel's second output, what the backward kernel reads: h, q, k, v, a, x1, h2 ([rows, d] each) and f
+ * ([rows, mlp]) in one buffer, so the custom gradient saves one tensor rather than eight.
+ */
+function savedViews(work: Float32Array, rows: number, d: number, mlp: number) {
+  const part = (i: number, width = d) => work.subarray(i * rows * d, i * rows * d + rows * width);
+  return {
+    h: part(0),
+    q: part(1),
+    k: part(2),
+    v: part(3),
+    a: part(4),
+    x1: part(5),
+    h2: part(6),
+    f: part(7, mlp),
+  };
+}
 
 /** native/binding.c `Norm` op codes. */
 const NORM = { layer: { y: 0, dx: 1, dp: 2 }, rms: { y: 3, dx: 4, dp: 5 } } as const;
@@ -109,7 +124,7 @@ function dimensions(inputs: Infos, attrs: BlockAttrs) {
   return { batch, tokens, d, mlp, rows: batch * tokens, headDim: d / attrs.heads };
 }
 
-/** Forward: inputs (`blockInputNames`) -> [y, ...BLOCK_SAVED]. */
+/** Forward: inputs (`blockInputNames`) -> [y, the saved intermediates (`savedViews`)]. */
 export function blockForward(
   backend: WasmBackendLike,
   inputs: Infos,
@@ -119,12 +134,12 @@ export function blockForward(
 ): tf.TensorInfo[] {
   const { batch, tokens, d, mlp, rows, headDim } = dimensions(inputs, attrs);
   const alloc = new Allocation(backend);
-  const act = [batch, tokens, d];
-  const outs = [act, act, act, act, act, act, act, act, [batch, tokens, mlp]].map((s) => alloc.add(s));
+  const outs = [alloc.add([batch, tokens, d]), alloc.add([rows * (7 * d + mlp)])];
   const temps = [alloc.add([rows * d]), alloc.add([rows * mlp])];
   return guarded(alloc, () => {
     const b = backend;
-    const [y, h, q, k, v, a, x1, h2, f] = outs.map((t) => view(b, t));
+    const y = view(b, outs[0]);
+    const { h, q, k, v, a, x1, h2, f } = savedViews(view(b, outs[1]), rows, d, mlp);
     const [rd, rm] = temps.map((t) => view(b, t));
     const w = (name: string) => view(b, inputs[name]);
     const x = w("x");
@@ -186,7 +201,7 @@ export function blockForward(
   });
 }
 
-/** Backward: inputs, BLOCK_SAVED and dy -> one gradient per input, in `blockInputNames` order. */
+/** Backward: inputs, the saved intermediates ("work") and dy -> one gradient per input, in `blockInputNames` order. */
 export function blockBackward(
   backend: WasmBackendLike,
   inputs: Infos,
@@ -209,6 +224,7 @@ export function blockBackward(
     const [t1, t2, t3, t4, t5, t6, m1, m2] = temps.map((t) => view(b, t));
     const w = (name: string) => view(b, inputs[name]);
     const [x, dy] = [w("x"), w("dy")];
+    const saved = savedViews(w("work"), rows, d, mlp);
     const { rate, words } = attrs;
     const mask = (i: number) => Uint32Array.from(words.slice(4 * i, 4 * i + 4));
     const drop = (buf: Float32Array, i: number) => {
@@ -231,27 +247,27 @@ export function blockBackward(
     // MLP: y = x1 + drop3(drop2(gelu(f)) W2 + b2), f = h2 W1 + b1.
     t1.set(dy);
     drop(t1, 3);
-    native.gelu(w("f"), m1);
+    native.gelu(saved.f, m1);
     drop(m1, 2);
     denseGrad(m1, mlp, "w2", d, "b2", t1, m2);
     drop(m2, 2);
-    native.geluGrad(w("f"), m2, m1);
-    denseGrad(w("h2"), d, "w1", mlp, "b1", m1, t1);
+    native.geluGrad(saved.f, m2, m1);
+    denseGrad(saved.h2, d, "w1", mlp, "b1", m1, t1);
     // h2 = LayerNorm(x1): dx1 = dy + its gradient.
-    native.norm(NORM.layer.dx, w("x1"), w("norm2"), t1, t2, d, attrs.eps);
-    native.norm(NORM.layer.dp, w("x1"), t1, null, grad.norm2, d, attrs.eps);
+    native.norm(NORM.layer.dx, saved.x1, w("norm2"), t1, t2, d, attrs.eps);
+    native.norm(NORM.layer.dp, saved.x1, t1, null, grad.norm2, d, attrs.eps);
     native.sumLeading(t1, grad.norm2Beta);
     native.addInto(t2, dy);
     // Attention: x1 = x + drop1(a Wo + bo).
     t1.set(t2);
     drop(t1, 1);
-    denseGrad(w("a"), d, "wo", d, "bo", t1, t3);
+    denseGrad(saved.a, d, "wo", d, "bo", t1, t3);
     const dBias = attrs.masked ? grad.bias : null;
     const bias = attrs.masked ? w("bias") : null;
     native.attention(
-      w("q"),
-      w("k"),
-      w("v"),
+      saved.q,
+      saved.k,
+      saved.v,
       bias,
       t3,
       t1,
@@ -267,10 +283,10 @@ export function blockBackward(
       mask(0),
       attrs.threads,
     );
-    denseGrad(w("h"), d, "wq", d, "bq", t1, t3);
-    denseGrad(w("h"), d, "wk", d, "bk", t4, t6);
+    denseGrad(saved.h, d, "wq", d, "bq", t1, t3);
+    denseGrad(saved.h, d, "wk", d, "bk", t4, t6);
     native.addInto(t3, t6);
-    denseGrad(w("h"), d, "wv", d, "bv", t5, t6);
+    denseGrad(saved.h, d, "wv", d, "bv", t5, t6);
     native.addInto(t3, t6);
     // h = norm1(x): dx = dx1 + its gradient.
     const n1 = NORM[attrs.norm];

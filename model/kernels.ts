@@ -13,7 +13,6 @@ import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import { nativeModelKernels } from "../pipeline/native.js";
 import {
-  BLOCK_SAVED,
   type BlockAttrs,
   type BlockKind,
   blockBackward,
@@ -901,24 +900,24 @@ export function fusedEncoderBlock(
     return t;
   });
   // A custom gradient rather than a registered one: the intermediates are saved without being outputs of the
-  // taped op, whose unused outputs would each get a zero-filled gradient tensor.
+  // taped op, whose unused outputs would each get a zero-filled gradient tensor. Variables are read from here
+  // when the gradient runs; other inputs (made in the forward pass, disposed after it) are saved.
+  const variable = tensors.map((t) => t instanceof tf.Variable);
   const block = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     const ins = args as tf.Tensor[];
     const named = Object.fromEntries(names.map((n, i) => [n, ins[i]]));
-    const [y, ...intermediates] = tf.engine().runKernel(FUSED.block, named, attrs as never) as tf.Tensor[];
-    save([...ins, ...intermediates]);
+    const [y, work] = tf.engine().runKernel(FUSED.block, named, attrs as never) as tf.Tensor[];
+    save([...ins.filter((_, i) => !variable[i]), work]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const grads: Record<string, tf.Tensor> = { dy };
+        const inputs: Record<string, tf.Tensor> = { dy, work: saved[saved.length - 1] };
+        let next = 0;
         names.forEach((n, i) => {
-          grads[n] = saved[i];
+          inputs[n] = variable[i] ? tensors[i] : saved[next++];
         });
-        BLOCK_SAVED.forEach((n, i) => {
-          grads[n] = saved[names.length + i];
-        });
-        return tf.engine().runKernel(FUSED.blockGrad, grads, attrs as never) as tf.Tensor[];
+        return tf.engine().runKernel(FUSED.blockGrad, inputs, attrs as never) as tf.Tensor[];
       },
     };
   });

@@ -120,10 +120,13 @@ export function gatherRows(table: tf.Tensor, ids: tf.Tensor1D): tf.Tensor {
   return gather(table, ids);
 }
 
-/** Prepends one learned vector to every sequence: [B, N, d] -> [B, N + 1, d]. */
+/**
+ * Prepends one learned vector to every sequence: [B, N, d] -> [B, N + 1, d]. Spread by a broadcasting add, whose
+ * gradient is one sum; Tile's (tf.tile, tf.broadcastTo) is a slice and an add per sequence.
+ */
 export function prependToken(x: tf.Tensor, token: tf.Tensor): tf.Tensor {
   const [b, , d] = x.shape;
-  const tokens = tf.tile(token.reshape([1, 1, d as number]), [b as number, 1, 1]);
+  const tokens = tf.add(tf.zeros([b as number, 1, d as number]), token.reshape([1, 1, d as number]));
   return tf.concat([tokens, x], 1);
 }
 
