@@ -924,6 +924,21 @@ export function fusedEncoderBlock(
   return block(...tensors);
 }
 
+/**
+ * A float32 tensor of `shape` whose values `write` puts straight into the wasm heap (no array of its own, no
+ * copy), or undefined off the fast path.
+ */
+export function tensorWrittenInPlace(
+  shape: number[],
+  write: (out: Float32Array) => void,
+): tf.Tensor | undefined {
+  if (!fusedOpsReady()) return undefined;
+  const backend = tf.backend() as unknown as WasmBackendLike;
+  const info = backend.makeOutput(shape, "float32");
+  freeingOnError(backend, [info], () => write(heapFloats(backend, info)));
+  return (tf.engine() as unknown as EngineInternals).makeTensorFromTensorInfo(info, backend);
+}
+
 /** Inverted dropout with the mask of `words` (pipeline/native.ts dropoutMask) as one kernel each way. */
 export function fusedDropout(x: tf.Tensor, rate: number, words: number[]): tf.Tensor {
   return tf.engine().runKernel(FUSED.dropout, { x }, { rate, words }) as tf.Tensor;

@@ -9,6 +9,7 @@
  * backend lacks. Positions travel with their tokens through index lists into the positional tables.
  */
 import * as tf from "@tensorflow/tfjs";
+import { videoPatchesNative } from "../pipeline/native.js";
 import type { Random } from "../pipeline/random.js";
 import {
   type AudioGeometry,
@@ -19,19 +20,31 @@ import {
   videoTokens,
   voxelSize,
 } from "./config.js";
+import { tensorWrittenInPlace } from "./kernels.js";
 import { dense, dropout, type ForwardContext, gatherRows, layerNorm, prependToken } from "./ops.js";
 import type { ParamBuilder, ParamMap } from "./params.js";
 import { buildDense, buildLayerNorm } from "./transformer.js";
 
-/** Patches of one modality for a batch, ready to become a tensor, with each token's index on every axis. */
+/**
+ * Patches of one modality for a batch, with each token's index on every axis. The values are written on demand
+ * (`write`): on the fast path straight into the input tensor's memory, so a step allocates no 3 MB array of
+ * its own (fresh arrays of that size a step kept V8 collecting for "external memory pressure", ~1 ms a tiny step).
+ */
 export interface Patches {
-  /** B x n x patchSize */
-  data: Float32Array;
   batch: number;
   tokens: number;
   patchSize: number;
   /** One Int32Array of n indices per positional table (video: temporal, vertical, horizontal). */
   positions: Int32Array[];
+  /** Writes the B x n x patchSize values into `out` (at least that long). */
+  write(out: Float32Array): void;
+}
+
+/** The patch values as a new array (B x n x patchSize). */
+export function patchData(p: Patches): Float32Array {
+  const out = new Float32Array(p.batch * p.tokens * p.patchSize);
+  p.write(out);
+  return out;
 }
 
 /**
@@ -69,7 +82,6 @@ export function videoPatches(
   if (video.length !== batch * T * H * W * 3) {
     throw new RangeError(`video has ${video.length} values, expected ${batch}x${T}x${H}x${W}x3`);
   }
-  const data = new Float32Array(batch * n * size);
   const tIdx = new Int32Array(n);
   const hIdx = new Int32Array(n);
   const wIdx = new Int32Array(n);
@@ -80,20 +92,24 @@ export function videoPatches(
     hIdx[k] = Math.floor(token / nw) % nh;
     wIdx[k] = token % nw;
   }
-  for (let b = 0; b < batch; b++) {
-    for (let k = 0; k < n; k++) {
-      let out = (b * n + k) * size;
-      for (let dt = 0; dt < pt; dt++) {
-        const frame = b * T + tIdx[k] * pt + dt;
-        for (let dh = 0; dh < ph; dh++) {
-          const start = ((frame * H + hIdx[k] * ph + dh) * W + wIdx[k] * pw) * 3;
-          data.set(video.subarray(start, start + row), out);
-          out += row;
+  const write = (data: Float32Array): void => {
+    const dims = [batch, T, H, W, pt, ph, pw] as [number, number, number, number, number, number, number];
+    if (videoPatchesNative(video, data.subarray(0, batch * n * size), dims, [tIdx, hIdx, wIdx])) return;
+    for (let b = 0; b < batch; b++) {
+      for (let k = 0; k < n; k++) {
+        let out = (b * n + k) * size;
+        for (let dt = 0; dt < pt; dt++) {
+          const frame = b * T + tIdx[k] * pt + dt;
+          for (let dh = 0; dh < ph; dh++) {
+            const start = ((frame * H + hIdx[k] * ph + dh) * W + wIdx[k] * pw) * 3;
+            data.set(video.subarray(start, start + row), out);
+            out += row;
+          }
         }
       }
     }
-  }
-  return { data, batch, tokens: n, patchSize: size, positions: [tIdx, hIdx, wIdx] };
+  };
+  return { batch, tokens: n, patchSize: size, positions: [tIdx, hIdx, wIdx], write };
 }
 
 /** Cuts B x S waveforms into windows of `patch` samples, keeping the windows listed in `keep`. */
@@ -107,14 +123,15 @@ export function audioPatches(
   if (audio.length !== batch * g.samples) {
     throw new RangeError(`audio has ${audio.length} values, expected ${batch}x${g.samples}`);
   }
-  const data = new Float32Array(batch * n * g.patch);
-  for (let b = 0; b < batch; b++) {
-    for (let k = 0; k < n; k++) {
-      const start = b * g.samples + keep[k] * g.patch;
-      data.set(audio.subarray(start, start + g.patch), (b * n + k) * g.patch);
+  const write = (data: Float32Array): void => {
+    for (let b = 0; b < batch; b++) {
+      for (let k = 0; k < n; k++) {
+        const start = b * g.samples + keep[k] * g.patch;
+        data.set(audio.subarray(start, start + g.patch), (b * n + k) * g.patch);
+      }
     }
-  }
-  return { data, batch, tokens: n, patchSize: g.patch, positions: [keep.slice()] };
+  };
+  return { batch, tokens: n, patchSize: g.patch, positions: [keep.slice()], write };
 }
 
 /** Names of the positional tables of a modality, in the order of Patches.positions. */
@@ -172,7 +189,8 @@ export function tokenize(
   eps: number,
   ctx: ForwardContext,
 ): tf.Tensor {
-  const x = tf.tensor3d(patches.data, [patches.batch, patches.tokens, patches.patchSize]);
+  const shape = [patches.batch, patches.tokens, patches.patchSize];
+  const x = tensorWrittenInPlace(shape, patches.write) ?? tf.tensor(patchData(patches), shape);
   const projected = dense(x, p[`${prefix}/patch/kernel`], p[`${prefix}/patch/bias`]);
   const pos = positionalEmbedding(p, prefix, tables, patches.positions, eps);
   const embedded = dropout(tf.add(projected, pos), ctx);

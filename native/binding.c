@@ -15,6 +15,7 @@
 #include "crop_colour.h"
 #include "node_api_helpers.h"
 #include "norms.h"
+#include "patches.h"
 #include "rows.h"
 
 #define CHECK(call)                                                                                          \
@@ -364,6 +365,49 @@ static napi_value AddInto(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// videoPatches(video: Float32Array, out: Float32Array, dims: Int32Array [batch, frames, height, width, pt, ph, pw],
+//              t, h, w: Int32Array (n token positions on the patch grid)): undefined
+static napi_value VideoPatches(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *video, *out, *dims, *pos[3];
+  size_t nvideo, nout, ndims, npos[3];
+  int ok = argc == 6 && typed_array(env, argv[0], napi_float32_array, &video, &nvideo) &&
+           typed_array(env, argv[1], napi_float32_array, &out, &nout) &&
+           typed_array(env, argv[2], napi_int32_array, &dims, &ndims) && ndims == 7;
+  for (int i = 0; ok && i < 3; i++) ok = typed_array(env, argv[3 + i], napi_int32_array, &pos[i], &npos[i]);
+  if (!ok || npos[1] != npos[0] || npos[2] != npos[0]) {
+    napi_throw_type_error(env, NULL,
+                          "videoPatches: expected (video, out: Float32Array, dims: Int32Array(7), t, h, w: Int32Arrays "
+                          "of one length)");
+    return NULL;
+  }
+  const int32_t *d = dims;
+  for (int i = 0; i < 7; i++) {
+    if (d[i] < 0 || (i >= 4 && d[i] == 0)) {
+      napi_throw_range_error(env, NULL, "videoPatches: dimensions must be >= 0 and patch sizes > 0");
+      return NULL;
+    }
+  }
+  size_t batch = (size_t)d[0], frames = (size_t)d[1], height = (size_t)d[2], width = (size_t)d[3];
+  size_t pt = (size_t)d[4], ph = (size_t)d[5], pw = (size_t)d[6], n = npos[0];
+  const int32_t *t = pos[0], *h = pos[1], *w = pos[2];
+  for (size_t k = 0; k < n; k++) {
+    if (t[k] < 0 || h[k] < 0 || w[k] < 0 || ((size_t)t[k] + 1) * pt > frames || ((size_t)h[k] + 1) * ph > height ||
+        ((size_t)w[k] + 1) * pw > width) {
+      napi_throw_range_error(env, NULL, "videoPatches: a token position is outside the clip");
+      return NULL;
+    }
+  }
+  if (nvideo != batch * frames * height * width * 3 || nout != batch * n * pt * ph * pw * 3) {
+    napi_throw_range_error(env, NULL, "videoPatches: video or out length does not match the dimensions");
+    return NULL;
+  }
+  video_patches(video, out, batch, frames, height, width, pt, ph, pw, t, h, w, n);
+  return NULL;
+}
+
 // sumSquares(g: Float32Array): number (NaN entries count as 0)
 static napi_value SumSquares(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -431,6 +475,7 @@ NAPI_MODULE_INIT() {
       !export_function(env, exports, "sumLeading", SumLeading) ||
       !export_function(env, exports, "addRows", AddRows) ||
       !export_function(env, exports, "addInto", AddInto) ||
+      !export_function(env, exports, "videoPatches", VideoPatches) ||
       !export_function(env, exports, "adamUpdate", AdamUpdate)) {
     return NULL;
   }

@@ -51,6 +51,15 @@ export interface NativeKernels {
   addRows(x: Float32Array, row: Float32Array): void;
   /** out[i] += x[i] (same lengths). */
   addInto(out: Float32Array, x: Float32Array): void;
+  /** native/patches.c `video_patches`; dims [batch, frames, height, width, pt, ph, pw]. */
+  videoPatches(
+    video: Float32Array,
+    out: Float32Array,
+    dims: Int32Array,
+    t: Int32Array,
+    h: Int32Array,
+    w: Int32Array,
+  ): void;
   /** out = x * dropoutMask(x.length, rate, words), without the mask. */
   dropoutApply(x: Float32Array, out: Float32Array, rate: number, words: Uint32Array): void;
   /**
@@ -184,6 +193,21 @@ export function cropResizeColourNative(
     out,
   );
   return out;
+}
+
+/**
+ * Voxels of a clip for the listed tokens (model/tokens.ts `videoPatches`) natively, or false when the native
+ * kernels are not in use (the caller copies in JavaScript).
+ */
+export function videoPatchesNative(
+  video: Float32Array,
+  out: Float32Array,
+  dims: [number, number, number, number, number, number, number],
+  positions: [Int32Array, Int32Array, Int32Array],
+): boolean {
+  if (!useNativeKernels || loaded instanceof Error) return false;
+  loaded.videoPatches(video, out, Int32Array.from(dims), ...positions);
+  return true;
 }
 
 /** Ziggurat tables as audio.ts builds them. */

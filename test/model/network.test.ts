@@ -7,7 +7,7 @@ import { paramCounts } from "../../model/info.js";
 import { type BatchStats, batchNorm, type ForwardContext } from "../../model/ops.js";
 import { ParamBuilder } from "../../model/params.js";
 import { relativePositionBucket } from "../../model/text.js";
-import { dropTokenIndices, videoPatches } from "../../model/tokens.js";
+import { dropTokenIndices, patchData, videoPatches } from "../../model/tokens.js";
 import { buildEncoder, encoderBlock } from "../../model/transformer.js";
 import { createModel, disposeModel, modelParamCount } from "../../model/vatt.js";
 import { randomForRun } from "../../pipeline/random.js";
@@ -92,7 +92,7 @@ test("DropToken keeps exactly int((1 - r) N) distinct tokens, each with its own 
   const p = videoPatches(video, 1, g, keep);
   assert.equal(p.tokens, 24);
   for (let k = 0; k < p.tokens; k++) {
-    const values = p.data.subarray(k * p.patchSize, (k + 1) * p.patchSize);
+    const values = patchData(p).subarray(k * p.patchSize, (k + 1) * p.patchSize);
     assert.ok(
       values.every((v) => v === keep[k]),
       `patch ${k} holds token ${keep[k]} only`,

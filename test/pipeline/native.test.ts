@@ -15,6 +15,7 @@ import {
   nativeKernelStatus,
   nativeModelKernels,
   useNativeKernels,
+  videoPatchesNative,
 } from "../../pipeline/native.js";
 import { randomFor } from "../../pipeline/random.js";
 
@@ -337,6 +338,62 @@ describe("dropoutMask", () => {
       Math.abs(sameAsNext / (mask.length - 1) - (0.1 * 0.1 + 0.9 * 0.9)) < 0.005,
       `${sameAsNext} pairs`,
     );
+  });
+
+  it("cuts video patches, adds rows and accumulates like the formulas, and rejects positions outside the clip", () => {
+    const kernels = nativeModelKernels();
+    assert.ok(kernels, "native kernels in use");
+    const [batch, frames, height, width, pt, ph, pw] = [2, 4, 6, 10, 2, 3, 5];
+    const video = Float32Array.from({ length: batch * frames * height * width * 3 }, (_, i) => i);
+    const [t, h, w] = [Int32Array.from([1, 0, 1]), Int32Array.from([0, 1, 1]), Int32Array.from([1, 0, 0])];
+    const size = pt * ph * pw * 3;
+    const out = new Float32Array(batch * 3 * size + 7).fill(-1);
+    const dims: [number, number, number, number, number, number, number] = [
+      batch,
+      frames,
+      height,
+      width,
+      pt,
+      ph,
+      pw,
+    ];
+    assert.ok(videoPatchesNative(video, out.subarray(0, batch * 3 * size), dims, [t, h, w]));
+    for (let b = 0; b < batch; b++) {
+      for (let k = 0; k < 3; k++) {
+        for (let j = 0; j < size; j++) {
+          const [dt, dh, dw, c] = [
+            Math.floor(j / (ph * pw * 3)),
+            Math.floor(j / (pw * 3)) % ph,
+            Math.floor(j / 3) % pw,
+            j % 3,
+          ];
+          const [f, y, x] = [b * frames + t[k] * pt + dt, h[k] * ph + dh, w[k] * pw + dw];
+          assert.equal(
+            out[(b * 3 + k) * size + j],
+            ((f * height + y) * width + x) * 3 + c,
+            `b${b} k${k} j${j}`,
+          );
+        }
+      }
+    }
+    assert.ok(
+      out.subarray(batch * 3 * size).every((v) => v === -1),
+      "nothing written past the patches",
+    );
+    const outside = Int32Array.from([2, 0, 0]);
+    assert.throws(
+      () => videoPatchesNative(video, out.subarray(0, batch * 3 * size), dims, [outside, h, w]),
+      RangeError,
+    );
+    assert.throws(() => videoPatchesNative(video, out, dims, [t, h, w]), RangeError);
+    const x = Float32Array.from([1, 2, 3, 4, 5, 6]);
+    kernels.addRows(x, Float32Array.from([10, 20, 30]));
+    assert.deepEqual(Array.from(x), [11, 22, 33, 14, 25, 36]);
+    kernels.addInto(x, Float32Array.from([1, 1, 1, 1, 1, 1]));
+    assert.deepEqual(Array.from(x), [12, 23, 34, 15, 26, 37]);
+    assert.throws(() => kernels.addRows(x, new Float32Array(4)), TypeError);
+    assert.throws(() => kernels.addInto(x, new Float32Array(5)), TypeError);
+    assert.throws(() => kernels.addInto(x.subarray(0, 4), x.subarray(2, 6)), RangeError);
   });
 
   it("draws the same bits in JavaScript as natively (VATT_NATIVE=0 runs give the same masks)", () => {
