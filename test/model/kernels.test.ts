@@ -24,8 +24,12 @@ import {
   layerNorm,
   rmsNorm,
 } from "../../model/ops.js";
+import { createOptimizer, disposeOptimizer, pretrainingOptimizer } from "../../model/optim.js";
+import { trainStep } from "../../model/train.js";
 import { encoderBlock, fusedBlock, multiHeadAttention } from "../../model/transformer.js";
+import { createModel, disposeModel } from "../../model/vatt.js";
 import { randomForRun } from "../../pipeline/random.js";
+import { syntheticBatch, tinyTestConfig } from "./helpers.js";
 
 let fastReason: string | undefined;
 
@@ -616,6 +620,33 @@ function composedT5Block(
   const h2 = layerNorm(x1, p.norm2, p.norm2Beta, 1e-6);
   return tf.add(x1, dropout(dense(dropout(gelu(dense(h2, p.w1)), ctx), p.w2), ctx));
 }
+
+test("whole training steps on the fast path give the cpu backend's losses (dropout, DropToken, masks)", async (t) => {
+  if (fastReason) return t.skip(fastReason);
+  await tf.setBackend("wasm");
+  if (!fusedOpsReady()) return t.skip("native kernels not built");
+  const c = tinyTestConfig({
+    videoGeometry: { frames: 4, height: 32, width: 32 },
+    audioGeometry: { samples: 2048 },
+  });
+  const batch = syntheticBatch(c, 4, 2);
+  const run = () => {
+    const m = createModel(c, 3);
+    const opt = createOptimizer(pretrainingOptimizer({ lr: 1e-3, warmupSteps: 1, totalSteps: 10 }), m.params);
+    const results = [0, 1, 2].map(() => trainStep(m, opt, batch, { seed: 11 }));
+    disposeOptimizer(opt);
+    disposeModel(m);
+    return results;
+  };
+  const want = await onBackend("cpu", run);
+  const got = await onBackend("wasm", run);
+  for (const [i, w] of want.entries()) {
+    for (const key of ["loss", "nce", "milNce", "gradNorm"] as const) {
+      const tol = 1e-4 * Math.max(1, Math.abs(w[key]));
+      assert.ok(Math.abs(got[i][key] - w[key]) <= tol, `step ${i} ${key}: ${got[i][key]} vs cpu ${w[key]}`);
+    }
+  }
+});
 
 test("shape planning folds a shared right operand's batch into rows and rejects bad shapes", () => {
   const p = planProduct([4, 5, 7], [7, 3], false, false);

@@ -10,7 +10,7 @@ before(async () => {
   await testBackend();
 });
 
-test("100 training steps leave tf.memory().numTensors unchanged", () => {
+test("100 training steps leave tf.memory().numTensors and the backend's buffers unchanged", () => {
   // Small geometry keeps 100 steps fast: 4 video tokens, 8 audio tokens.
   const c = tinyTestConfig({
     videoGeometry: { frames: 4, height: 32, width: 32 },
@@ -21,12 +21,14 @@ test("100 training steps leave tf.memory().numTensors unchanged", () => {
   const batch = syntheticBatch(c, 3, 2);
   trainStep(m, opt, batch, { seed: 7 });
   const start = tf.memory().numTensors;
+  const buffers = tf.engine().backend.numDataIds();
   for (let i = 0; i < 100; i++) {
     const r = trainStep(m, opt, batch, { seed: 7 });
     assert.equal(r.skipped, false);
     assert.ok(Number.isFinite(r.loss) && Number.isFinite(r.gradNorm));
   }
   assert.equal(tf.memory().numTensors, start);
+  assert.equal(tf.engine().backend.numDataIds(), buffers);
   assert.equal(opt.step, 101);
   disposeOptimizer(opt);
   disposeModel(m);
