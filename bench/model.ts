@@ -324,7 +324,9 @@ export async function benchModel(opts: { json: boolean }): Promise<Record<string
     stepGflops: tiny.gflops,
     gemmGflops: round(gemmGflops),
     gemmEngine:
-      gemm === undefined ? "wasm (stock)" : `onnxruntime-node ${fast.version} (${fast.threads} threads)`,
+      gemm === undefined
+        ? "wasm (stock)"
+        : `onnxruntime ${fast.version} via ${fast.caller} (${fast.threads} threads)`,
     stockMatmulGflops: round(stockMatmul),
     tiny: { ...tiny, rates },
     block: blockResult,

@@ -9,7 +9,9 @@
  * Everything here is optional: `loadOnnxGemm` returns undefined (with the reason) when the package or its
  * library is missing, and callers keep their stock path.
  */
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { nativeOrtCaller } from "../pipeline/native.js";
 
 // ---- A minimal protobuf writer for the few ONNX messages we need. ----
 
@@ -115,7 +117,49 @@ export function fusedMatMulModel(rankA: number, rankB: number, transA: boolean, 
     .done();
 }
 
-// ---- The synchronous session wrapper. ----
+// ---- The synchronous session wrappers. ----
+
+/** Where the process loaded onnxruntime's library from (Linux: /proc/self/maps), once its binding is loaded. */
+function loadedOnnxLibrary(): string | undefined {
+  try {
+    const maps = readFileSync("/proc/self/maps", "utf8");
+    const line = maps.split("\n").find((l) => /\/libonnxruntime\.so[.\d]*$/.test(l));
+    return line?.slice(line.indexOf("/"));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Products through ONNX Runtime's C API from vatt's native module, over the library onnxruntime-node loaded, or
+ * undefined when that is not possible (no native module, not Linux, the API refused).
+ */
+function directSessions(threads: number): { matmul: OnnxGemm["matmul"]; dispose(): void } | undefined {
+  const native = nativeOrtCaller();
+  const library = loadedOnnxLibrary();
+  if (!native || !library) return undefined;
+  try {
+    native.ortOpen(library);
+  } catch {
+    return undefined;
+  }
+  let sessions = new Map<string, object>();
+  return {
+    matmul(a, dimsA, b, dimsB, transA, transB, out, dimsOut) {
+      const key = `${dimsA.length}${dimsB.length}${transA ? 1 : 0}${transB ? 1 : 0}`;
+      let s = sessions.get(key);
+      if (!s) {
+        s = native.ortSession(fusedMatMulModel(dimsA.length, dimsB.length, transA, transB), threads);
+        sessions.set(key, s);
+      }
+      native.ortMatmul(s, a, dimsA, b, dimsB, out, dimsOut);
+    },
+    // The sessions are released when their handles are collected.
+    dispose() {
+      sessions = new Map();
+    },
+  };
+}
 
 interface OrtTensor {
   readonly dims: readonly number[];
@@ -134,6 +178,12 @@ interface NativeBinding {
 export interface OnnxGemm {
   readonly threads: number;
   readonly version: string;
+  /**
+   * How products reach the library: "c-api" from vatt's native module (native/ort_gemm.c: no JavaScript objects,
+   * no output copies), else "node-binding" (onnxruntime-node's run, which copies every output into a new
+   * ArrayBuffer).
+   */
+  readonly caller: "c-api" | "node-binding";
   /**
    * a: [batchA, m or k rows...] laid out row-major with dims `dimsA` (rank 2 or 3), likewise b; out must hold the
    * broadcast product's [batch, m, n].
@@ -154,10 +204,26 @@ export interface OnnxGemm {
 export type OnnxLoad = { gemm: OnnxGemm; reason?: undefined } | { gemm?: undefined; reason: string };
 
 /**
- * Loads onnxruntime-node's native binding and returns a GEMM running on `threads` intra-op threads, or the reason
- * it cannot (package absent, library failing to load).
+ * A product proving the library runs and honours pre-allocated outputs: undefined, or what went wrong.
  */
-export function loadOnnxGemm(threads: number): OnnxLoad {
+function smokeTest(matmul: OnnxGemm["matmul"]): string | undefined {
+  try {
+    const out = new Float32Array(4).fill(Number.NaN);
+    const a = Float32Array.from([1, 2, 3, 4, 5, 6]);
+    matmul(a, [2, 3], Float32Array.from([1, 0, 0, 1, 1, 1]), [2, 3], false, true, out, [2, 2]);
+    const want = [1, 6, 4, 15];
+    return want.some((w, i) => out[i] !== w) ? `smoke product gave ${Array.from(out)}` : undefined;
+  } catch (err) {
+    return (err as Error).message.split("\n")[0];
+  }
+}
+
+/**
+ * Loads onnxruntime-node's native binding and returns a GEMM running on `threads` intra-op threads, or the reason
+ * it cannot (package absent, library failing to load). Products go through the C API from vatt's native module
+ * when that works (`caller` "c-api", the default), else, or when asked, through onnxruntime-node's run.
+ */
+export function loadOnnxGemm(threads: number, caller: OnnxGemm["caller"] = "c-api"): OnnxLoad {
   let binding: NativeBinding;
   let Tensor: OrtTensorCtor;
   let version = "?";
@@ -192,6 +258,7 @@ export function loadOnnxGemm(threads: number): OnnxLoad {
     // Between products the JavaScript thread works alone; spinning pool threads would take its core.
     extra: { session: { intra_op: { allow_spinning: "0" } } },
   };
+  const direct = caller === "c-api" ? directSessions(threads) : undefined;
   const sessions = new Map<string, NativeSession>();
   const session = (rankA: number, rankB: number, transA: boolean, transB: boolean): NativeSession => {
     const key = `${rankA}${rankB}${transA ? 1 : 0}${transB ? 1 : 0}`;
@@ -204,40 +271,31 @@ export function loadOnnxGemm(threads: number): OnnxLoad {
     }
     return s;
   };
+  const viaBinding: OnnxGemm["matmul"] = (a, dimsA, b, dimsB, transA, transB, out, dimsOut) => {
+    const s = session(dimsA.length, dimsB.length, transA, transB);
+    s.run(
+      { A: new Tensor("float32", a, dimsA), B: new Tensor("float32", b, dimsB) },
+      { Y: new Tensor("float32", out, dimsOut) },
+      {},
+    );
+  };
+  // The C API caller when it passes the smoke test, else onnxruntime-node's own run.
+  const directWorks = direct !== undefined && smokeTest(direct.matmul) === undefined;
   const gemm: OnnxGemm = {
     threads,
     version,
-    matmul(a, dimsA, b, dimsB, transA, transB, out, dimsOut) {
-      const s = session(dimsA.length, dimsB.length, transA, transB);
-      s.run(
-        { A: new Tensor("float32", a, dimsA), B: new Tensor("float32", b, dimsB) },
-        { Y: new Tensor("float32", out, dimsOut) },
-        {},
-      );
-    },
+    caller: directWorks ? "c-api" : "node-binding",
+    matmul: directWorks ? direct.matmul : viaBinding,
     dispose() {
       for (const s of sessions.values()) s.dispose();
       sessions.clear();
+      direct?.dispose();
     },
   };
-  // A smoke product proves the library runs (and that pre-allocated outputs are honoured) before anyone relies on it.
-  try {
-    const out = new Float32Array(4).fill(Number.NaN);
-    gemm.matmul(
-      Float32Array.from([1, 2, 3, 4, 5, 6]),
-      [2, 3],
-      Float32Array.from([1, 0, 0, 1, 1, 1]),
-      [2, 3],
-      false,
-      true,
-      out,
-      [2, 2],
-    );
-    const want = [1, 6, 4, 15];
-    if (want.some((w, i) => out[i] !== w)) throw new Error(`smoke product gave ${Array.from(out)}`);
-  } catch (err) {
+  const failure = smokeTest(gemm.matmul);
+  if (failure) {
     gemm.dispose();
-    return { reason: `onnxruntime-node failed its smoke test: ${(err as Error).message.split("\n")[0]}` };
+    return { reason: `onnxruntime-node failed its smoke test: ${failure}` };
   }
   return { gemm };
 }

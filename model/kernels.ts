@@ -46,6 +46,8 @@ export interface FastKernelsInfo {
   reason?: string;
   /** onnxruntime-node's version, when used. */
   version?: string;
+  /** How products reach ONNX Runtime (model/fast-onnx.ts `OnnxGemm.caller`), when used. */
+  caller?: OnnxGemm["caller"];
 }
 
 const FAST_KERNELS = ["BatchMatMul", "_FusedMatMul", "Identity", "Cast", "Sum", "GatherV2"] as const;
@@ -1061,6 +1063,7 @@ export function enableFastKernels(opts: { threads?: number } = {}): FastKernelsI
     threads,
     kernels: [...FAST_KERNELS],
     version: gemm.version,
+    caller: gemm.caller,
   };
   return fastKernelsInfo();
 }

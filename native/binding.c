@@ -12,6 +12,7 @@
 #include "audio_noise.h"
 #include "dropout.h"
 #include "optim.h"
+#include "ort_gemm.h"
 #include "crop_colour.h"
 #include "node_api_helpers.h"
 #include "norms.h"
@@ -408,6 +409,108 @@ static napi_value VideoPatches(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// ortOpen(library: string): undefined. Opens ONNX Runtime's C API in the library at that path (native/ort_gemm.c).
+static napi_value OrtOpen(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[4096], message[512];
+  size_t length;
+  if (argc != 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &length) != napi_ok ||
+      length + 1 >= sizeof path) {
+    napi_throw_type_error(env, NULL, "ortOpen: expected the library's path");
+    return NULL;
+  }
+  if (ort_gemm_open(path, message, sizeof message)) napi_throw_error(env, NULL, message);
+  return NULL;
+}
+
+static void release_session(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  ort_gemm_session_release(data);
+}
+
+// ortSession(model: Uint8Array, threads: number): External. A session of the ONNX model bytes.
+static napi_value OrtSession(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *model;
+  size_t bytes;
+  int threads;
+  if (argc != 2 || !typed_array(env, argv[0], napi_uint8_array, &model, &bytes) ||
+      napi_get_value_int32(env, argv[1], &threads) != napi_ok || threads < 1) {
+    napi_throw_type_error(env, NULL, "ortSession: expected (model: Uint8Array, threads >= 1)");
+    return NULL;
+  }
+  char message[512];
+  ort_gemm_session *s = ort_gemm_session_create(model, bytes, threads, message, sizeof message);
+  if (!s) {
+    napi_throw_error(env, NULL, message);
+    return NULL;
+  }
+  napi_value result;
+  if (napi_create_external(env, s, release_session, NULL, &result) != napi_ok) {
+    ort_gemm_session_release(s);
+    napi_throw_error(env, NULL, "ortSession: could not wrap the session");
+    return NULL;
+  }
+  return result;
+}
+
+// Reads a dims array (JS numbers, rank 1-3) whose product must be `length`.
+static int read_dims(napi_env env, napi_value value, int64_t dims[3], size_t *rank, size_t length) {
+  uint32_t n;
+  bool is;
+  if (napi_is_array(env, value, &is) != napi_ok || !is || napi_get_array_length(env, value, &n) != napi_ok ||
+      n < 1 || n > 3) {
+    return 0;
+  }
+  size_t product = 1;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value element;
+    double d;
+    if (napi_get_element(env, value, i, &element) != napi_ok || napi_get_value_double(env, element, &d) != napi_ok ||
+        !(d >= 0 && d <= 2147483647.0) || d != (double)(int64_t)d) {
+      return 0;
+    }
+    dims[i] = (int64_t)d;
+    product *= (size_t)d;
+  }
+  *rank = n;
+  return product == length;
+}
+
+// ortMatmul(session: External, a: Float32Array, dimsA: number[], b, dimsB, out: Float32Array, dimsOut): undefined
+static napi_value OrtMatmul(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *session = NULL, *a, *b, *out;
+  size_t na, nb, nout, ra, rb, rout;
+  int64_t da[3], db[3], dout[3];
+  napi_valuetype kind;
+  if (argc != 7 || napi_typeof(env, argv[0], &kind) != napi_ok || kind != napi_external ||
+      napi_get_value_external(env, argv[0], &session) != napi_ok ||
+      !typed_array(env, argv[1], napi_float32_array, &a, &na) ||
+      !typed_array(env, argv[3], napi_float32_array, &b, &nb) ||
+      !typed_array(env, argv[5], napi_float32_array, &out, &nout)) {
+    napi_throw_type_error(env, NULL, "ortMatmul: expected (session, a, dimsA, b, dimsB, out: Float32Arrays + dims)");
+    return NULL;
+  }
+  if (!read_dims(env, argv[2], da, &ra, na) || !read_dims(env, argv[4], db, &rb, nb) ||
+      !read_dims(env, argv[6], dout, &rout, nout)) {
+    napi_throw_range_error(env, NULL, "ortMatmul: dims must be 1 to 3 whole numbers whose product is the length");
+    return NULL;
+  }
+  char message[512];
+  if (ort_gemm_run(session, a, da, ra, b, db, rb, out, dout, rout, na, nb, nout, message, sizeof message)) {
+    napi_throw_error(env, NULL, message);
+  }
+  return NULL;
+}
+
 // sumSquares(g: Float32Array): number (NaN entries count as 0)
 static napi_value SumSquares(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -476,6 +579,8 @@ NAPI_MODULE_INIT() {
       !export_function(env, exports, "addRows", AddRows) ||
       !export_function(env, exports, "addInto", AddInto) ||
       !export_function(env, exports, "videoPatches", VideoPatches) ||
+      !export_function(env, exports, "ortOpen", OrtOpen) || !export_function(env, exports, "ortSession", OrtSession) ||
+      !export_function(env, exports, "ortMatmul", OrtMatmul) ||
       !export_function(env, exports, "adamUpdate", AdamUpdate)) {
     return NULL;
   }

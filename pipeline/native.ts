@@ -51,6 +51,20 @@ export interface NativeKernels {
   addRows(x: Float32Array, row: Float32Array): void;
   /** out[i] += x[i] (same lengths). */
   addInto(out: Float32Array, x: Float32Array): void;
+  /** native/ort_gemm.c: ONNX Runtime's C API in the library at `path` (throws why not). */
+  ortOpen(path: string): void;
+  /** A session of one ONNX model on `threads` intra-op threads. */
+  ortSession(model: Uint8Array, threads: number): object;
+  /** Runs a session's graph with inputs A, B and the output Y over the given arrays. */
+  ortMatmul(
+    session: object,
+    a: Float32Array,
+    dimsA: readonly number[],
+    b: Float32Array,
+    dimsB: readonly number[],
+    out: Float32Array,
+    dimsOut: readonly number[],
+  ): void;
   /** native/patches.c `video_patches`; dims [batch, frames, height, width, pt, ph, pw]. */
   videoPatches(
     video: Float32Array,
@@ -193,6 +207,13 @@ export function cropResizeColourNative(
     out,
   );
   return out;
+}
+
+/** The native ONNX Runtime caller (native/ort_gemm.c), or undefined where the native kernels are not in use. */
+export function nativeOrtCaller(): Pick<NativeKernels, "ortOpen" | "ortSession" | "ortMatmul"> | undefined {
+  return useNativeKernels && !(loaded instanceof Error) && typeof loaded.ortOpen === "function"
+    ? loaded
+    : undefined;
 }
 
 /**

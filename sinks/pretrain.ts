@@ -126,7 +126,8 @@ export async function runPretraining(
   await checkRunDir(runDir, o.resume ?? false);
   const backend = await selectBackend(config.model.backend as BackendChoice);
   const fast = backend.fast.enabled
-    ? `, matrix products on ${backend.fast.engine} (${backend.fast.threads} thread${backend.fast.threads === 1 ? "" : "s"})`
+    ? `, matrix products on ${backend.fast.engine} (${backend.fast.threads} thread${backend.fast.threads === 1 ? "" : "s"}` +
+      `${backend.fast.caller === "node-binding" ? ", through onnxruntime-node's run" : ""})`
     : backend.name === "wasm" && backend.fast.reason
       ? `, stock kernels (${backend.fast.reason})`
       : "";

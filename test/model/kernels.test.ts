@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../../model/backend.js";
+import { loadOnnxGemm } from "../../model/fast-onnx.js";
 import {
   disableFastKernels,
   enableFastKernels,
@@ -646,6 +647,50 @@ test("whole training steps on the fast path give the cpu backend's losses (dropo
       assert.ok(Math.abs(got[i][key] - w[key]) <= tol, `step ${i} ${key}: ${got[i][key]} vs cpu ${w[key]}`);
     }
   }
+});
+
+test("ONNX Runtime called from C gives the node binding's products, with no JavaScript objects or copies", (t) => {
+  if (fastReason) return t.skip(fastReason);
+  const direct = loadOnnxGemm(1).gemm;
+  const binding = loadOnnxGemm(1, "node-binding").gemm;
+  assert.ok(direct && binding, "both callers load");
+  assert.equal(binding.caller, "node-binding");
+  if (direct.caller !== "c-api")
+    return t.skip("the C API caller is not available here (no native module or not Linux)");
+  const cases: [number[], number[], boolean, boolean, number[]][] = [
+    [[7, 5], [5, 3], false, false, [7, 3]],
+    [[5, 7], [5, 3], true, false, [7, 3]],
+    [[7, 5], [3, 5], false, true, [7, 3]],
+    [[4, 7, 5], [4, 5, 3], false, false, [4, 7, 3]],
+    [[4, 7, 5], [5, 3], false, false, [4, 7, 3]],
+  ];
+  for (const [dimsA, dimsB, ta, tb, dimsOut] of cases) {
+    const size = (d: number[]) => d.reduce((x, y) => x * y, 1);
+    const a = values(dimsA, 80);
+    const b = values(dimsB, 81);
+    const got = new Float32Array(size(dimsOut));
+    const want = new Float32Array(size(dimsOut));
+    direct.matmul(a, dimsA, b, dimsB, ta, tb, got, dimsOut);
+    binding.matmul(a, dimsA, b, dimsB, ta, tb, want, dimsOut);
+    assert.deepEqual(got, want, `${dimsA} x ${dimsB} ${ta} ${tb}`);
+  }
+  // Bad dims are refused before the library sees them.
+  assert.throws(
+    () =>
+      direct.matmul(
+        new Float32Array(6),
+        [2, 3],
+        new Float32Array(6),
+        [3, 2],
+        false,
+        false,
+        new Float32Array(3),
+        [2, 2],
+      ),
+    RangeError,
+  );
+  direct.dispose();
+  binding.dispose();
 });
 
 test("shape planning folds a shared right operand's batch into rows and rejects bad shapes", () => {
