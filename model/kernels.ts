@@ -50,7 +50,7 @@ export interface FastKernelsInfo {
   caller?: OnnxGemm["caller"];
 }
 
-const FAST_KERNELS = ["BatchMatMul", "_FusedMatMul", "Identity", "Cast", "Sum", "GatherV2"] as const;
+const FAST_KERNELS = ["BatchMatMul", "_FusedMatMul", "Identity", "Cast", "Sum", "GatherV2", "ScatterNd"] as const;
 
 interface HeapTensorData {
   memoryOffset: number;
@@ -357,6 +357,42 @@ function gatherKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; a
   return out;
 }
 
+/**
+ * ScatterNd with one index per row (indices [..., 1] int32, float32 updates): the gradient of a row gather, e.g.
+ * the 2^16-row word table's. Zeroed with a memset and the rows added in place (duplicates sum); the wasm kernel
+ * took ~0.5 ms a tiny step for the table. Other forms take the stock kernel.
+ */
+function scatterKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }) {
+  const { indices, updates } = args.inputs as { indices: tf.TensorInfo; updates: tf.TensorInfo };
+  const { shape } = (args.attrs ?? {}) as { shape: number[] };
+  const lead = indices.shape.slice(0, -1);
+  const width = shape.slice(1).reduce((p, q) => p * q, 1);
+  const fits =
+    indices.dtype === "int32" &&
+    updates.dtype === "float32" &&
+    shape.length >= 1 &&
+    indices.shape[indices.shape.length - 1] === 1 &&
+    updates.shape.join() === [...lead, ...shape.slice(1)].join();
+  if (!fits) return stockKernel("ScatterNd").kernelFunc(args as never) as tf.TensorInfo;
+  const b = args.backend as WasmBackendLike;
+  const out = b.makeOutput([...shape], "float32");
+  const to = heapFloats(b, out);
+  const from = heapFloats(b, updates);
+  const ids = b.typedArrayFromHeap(indices) as Int32Array;
+  to.fill(0);
+  for (let i = 0; i < ids.length; i++) {
+    const row = ids[i];
+    if (!(row >= 0 && row < shape[0])) {
+      b.disposeData(out.dataId);
+      throw new RangeError(`ScatterNd: index ${row} is not in [0, ${shape[0] - 1}]`);
+    }
+    const at = row * width;
+    const src = i * width;
+    for (let j = 0; j < width; j++) to[at + j] += from[src + j];
+  }
+  return out;
+}
+
 const REPLACEMENTS: Record<(typeof FAST_KERNELS)[number], tf.KernelFunc> = {
   BatchMatMul: batchMatMulKernel as unknown as tf.KernelFunc,
   _FusedMatMul: fusedMatMulKernel as unknown as tf.KernelFunc,
@@ -364,6 +400,7 @@ const REPLACEMENTS: Record<(typeof FAST_KERNELS)[number], tf.KernelFunc> = {
   Cast: castKernel as unknown as tf.KernelFunc,
   Sum: sumKernel as unknown as tf.KernelFunc,
   GatherV2: gatherKernel as unknown as tf.KernelFunc,
+  ScatterNd: scatterKernel as unknown as tf.KernelFunc,
 };
 
 /**

@@ -368,7 +368,7 @@ test("the fused dropout and attention kernels' values and gradients match the co
   }
 });
 
-test("Sum over leading axes (bias gradients), same-dtype Cast and row gathers match the cpu backend", async (t) => {
+test("Sum over leading axes (bias gradients), same-dtype Cast, row gathers and scatters match the cpu backend", async (t) => {
   if (fastReason) return t.skip(fastReason);
   const shape = [3, 5, 7];
   const x = values(shape, 30);
@@ -391,10 +391,19 @@ test("Sum over leading axes (bias gradients), same-dtype Cast and row gathers ma
         tf.gather(tf.cast(xt, "int32"), tf.tensor2d([1, 2, 0, 0], [2, 2], "int32")), // int rows, 2-D indices
         tf.gather(xt, tf.tensor1d([6, 0], "int32"), 2), // another axis: the stock kernel
       ];
-      return [...sums, viaBias, tf.cast(xt, "float32"), tf.cast(xt, "int32"), ...gathers].map((v) => ({
-        shape: v.shape,
-        data: Float32Array.from(v.dataSync()),
-      }));
+      const scatters = [
+        // rows, duplicates summed (the fast kernel); 3-D rows; 2-D indices (a batch of index rows)
+        tf.scatterND(tf.tensor2d([2, 0, 2], [3, 1], "int32"), xt.reshape([3, 35]), [4, 35]),
+        tf.scatterND(tf.tensor2d([1, 1, 0], [3, 1], "int32"), xt, [2, 5, 7]),
+        tf.scatterND(tf.tensor3d([0, 3, 1], [3, 1, 1], "int32"), xt.reshape([3, 1, 35]), [5, 35]),
+        tf.scatterND(tf.tensor2d([0, 1, 1, 2], [2, 2], "int32"), tf.tensor1d([5, 6]), [3, 3]), // not rows: stock
+      ];
+      return [...sums, viaBias, tf.cast(xt, "float32"), tf.cast(xt, "int32"), ...gathers, ...scatters].map(
+        (v) => ({
+          shape: v.shape,
+          data: Float32Array.from(v.dataSync()),
+        }),
+      );
     });
   const want = await onBackend("cpu", run);
   const got = await onBackend("wasm", run);
@@ -406,6 +415,10 @@ test("Sum over leading axes (bias gradients), same-dtype Cast and row gathers ma
   assert.throws(
     () => tf.tidy(() => tf.gather(tf.zeros([3, 2]), tf.tensor1d([3], "int32"))),
     /index 3 is not in \[0, 2\]/,
+  );
+  assert.throws(
+    () => tf.tidy(() => tf.scatterND(tf.tensor2d([4], [1, 1], "int32"), tf.ones([1, 2]), [3, 2])),
+    /ScatterNd: index 4 is not in \[0, 2\]/,
   );
   assert.equal(tf.memory().numTensors, before);
 });
