@@ -9,8 +9,9 @@
  * norm1 is a LayerNorm (the video/audio blocks, with all biases) or an RMS norm (the T5-style text blocks, no
  * biases). The same native loops and GEMM as the separate fused ops, in the same order, with the same dropout
  * masks; composed from those ops a block is ~25 kernels forward and ~35 backward, each an engine call with its
- * tape node and tensors. The forward pass returns its intermediates (h, q, k, v, a, x1, h2, f) for the backward
- * pass, which recomputes only the GELU and the dropout masks.
+ * tape node and tensors. The forward pass returns its intermediates (h, q, k, v, a, x1, h2, f, the MLP activation
+ * after dropout, and the attention probabilities when small) for the backward pass, which recomputes only the
+ * dropout masks.
  */
 import type * as tf from "@tensorflow/tfjs";
 import type { NativeKernels } from "../pipeline/native.js";
@@ -62,11 +63,13 @@ export function blockInputNames(kind: BlockKind): string[] {
 }
 
 /**
- * The forward kernel's second output, what the backward kernel reads: h, q, k, v, a, x1, h2 ([rows, d] each) and f
- * ([rows, mlp]) in one buffer, so the custom gradient saves one tensor rather than eight.
+ * The forward kernel's second output, what the backward kernel reads: h, q, k, v, a, x1, h2 ([rows, d] each), f
+ * and g = dropout(gelu(f)) ([rows, mlp] each) and the kept attention probabilities (`probs` floats, maybe none)
+ * in one buffer, so the custom gradient saves one tensor rather than ten.
  */
-function savedViews(work: Float32Array, rows: number, d: number, mlp: number) {
+function savedViews(work: Float32Array, rows: number, d: number, mlp: number, probs: number) {
   const part = (i: number, width = d) => work.subarray(i * rows * d, i * rows * d + rows * width);
+  const end = rows * (7 * d + 2 * mlp);
   return {
     h: part(0),
     q: part(1),
@@ -76,7 +79,21 @@ function savedViews(work: Float32Array, rows: number, d: number, mlp: number) {
     x1: part(5),
     h2: part(6),
     f: part(7, mlp),
+    g: work.subarray(rows * (7 * d + mlp), end),
+    probs: probs > 0 ? work.subarray(end, end + probs) : null,
   };
+}
+
+/**
+ * Attention probabilities [B, H, N, N] are kept from the forward pass for the backward one when there are at most
+ * this many (16 MB): the tiny preset's blocks (e.g. 8 x 4 x 65^2) then skip recomputing q k^T and the softmax; a
+ * paper-sized block (1,568 tokens, 12 heads) would keep ~118 MB a clip, so it recomputes them.
+ */
+const KEPT_PROBABILITIES = 1 << 22;
+
+function keptProbabilities(batch: number, heads: number, tokens: number): number {
+  const count = batch * heads * tokens * tokens;
+  return count <= KEPT_PROBABILITIES ? count : 0;
 }
 
 /** native/binding.c `Norm` op codes. */
@@ -134,13 +151,14 @@ export function blockForward(
 ): tf.TensorInfo[] {
   const { batch, tokens, d, mlp, rows, headDim } = dimensions(inputs, attrs);
   const alloc = new Allocation(backend);
-  const outs = [alloc.add([batch, tokens, d]), alloc.add([rows * (7 * d + mlp)])];
-  const temps = [alloc.add([rows * d]), alloc.add([rows * mlp])];
+  const probs = keptProbabilities(batch, attrs.heads, tokens);
+  const outs = [alloc.add([batch, tokens, d]), alloc.add([rows * (7 * d + 2 * mlp) + probs])];
+  const temps = [alloc.add([rows * d])];
   return guarded(alloc, () => {
     const b = backend;
     const y = view(b, outs[0]);
-    const { h, q, k, v, a, x1, h2, f } = savedViews(view(b, outs[1]), rows, d, mlp);
-    const [rd, rm] = temps.map((t) => view(b, t));
+    const { h, q, k, v, a, x1, h2, f, g, probs: kept } = savedViews(view(b, outs[1]), rows, d, mlp, probs);
+    const [rd] = temps.map((t) => view(b, t));
     const w = (name: string) => view(b, inputs[name]);
     const x = w("x");
     const { rate, words } = attrs;
@@ -183,6 +201,7 @@ export function blockForward(
       rate,
       mask(0),
       attrs.threads,
+      kept,
     );
     dense(a, d, "wo", d, "bo", rd);
     drop(rd, 1);
@@ -190,9 +209,9 @@ export function blockForward(
     native.addInto(x1, rd);
     native.norm(NORM.layer.y, x1, w("norm2"), w("norm2Beta"), h2, d, attrs.eps);
     dense(h2, d, "w1", mlp, "b1", f);
-    native.gelu(f, rm);
-    drop(rm, 2);
-    dense(rm, mlp, "w2", d, "b2", rd);
+    native.gelu(f, g);
+    drop(g, 2);
+    dense(g, mlp, "w2", d, "b2", rd);
     drop(rd, 3);
     y.set(x1);
     native.addInto(y, rd);
@@ -224,7 +243,7 @@ export function blockBackward(
     const [t1, t2, t3, t4, t5, t6, m1, m2] = temps.map((t) => view(b, t));
     const w = (name: string) => view(b, inputs[name]);
     const [x, dy] = [w("x"), w("dy")];
-    const saved = savedViews(w("work"), rows, d, mlp);
+    const saved = savedViews(w("work"), rows, d, mlp, keptProbabilities(batch, attrs.heads, tokens));
     const { rate, words } = attrs;
     const mask = (i: number) => Uint32Array.from(words.slice(4 * i, 4 * i + 4));
     const drop = (buf: Float32Array, i: number) => {
@@ -247,9 +266,7 @@ export function blockBackward(
     // MLP: y = x1 + drop3(drop2(gelu(f)) W2 + b2), f = h2 W1 + b1.
     t1.set(dy);
     drop(t1, 3);
-    native.gelu(saved.f, m1);
-    drop(m1, 2);
-    denseGrad(m1, mlp, "w2", d, "b2", t1, m2);
+    denseGrad(saved.g, mlp, "w2", d, "b2", t1, m2);
     drop(m2, 2);
     native.geluGrad(saved.f, m2, m1);
     denseGrad(saved.h2, d, "w1", mlp, "b1", m1, t1);
@@ -282,6 +299,7 @@ export function blockBackward(
       rate,
       mask(0),
       attrs.threads,
+      saved.probs,
     );
     denseGrad(saved.h, d, "wq", d, "bq", t1, t3);
     denseGrad(saved.h, d, "wk", d, "bk", t4, t6);

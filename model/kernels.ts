@@ -50,7 +50,15 @@ export interface FastKernelsInfo {
   caller?: OnnxGemm["caller"];
 }
 
-const FAST_KERNELS = ["BatchMatMul", "_FusedMatMul", "Identity", "Cast", "Sum", "GatherV2", "ScatterNd"] as const;
+const FAST_KERNELS = [
+  "BatchMatMul",
+  "_FusedMatMul",
+  "Identity",
+  "Cast",
+  "Sum",
+  "GatherV2",
+  "ScatterNd",
+] as const;
 
 interface HeapTensorData {
   memoryOffset: number;
@@ -541,6 +549,7 @@ function attentionKernel(native: NativeModel, backward: boolean): tf.KernelFunc 
         rate,
         Uint32Array.from(words),
         gemm?.threads ?? 1,
+        null,
       ),
     );
     return backward ? outs : outs[0];

@@ -171,6 +171,7 @@ static inline void dropout_row(float *restrict m, size_t n, const struct dropout
 // One (batch item, head): where a block of R query rows from i0 goes.
 struct head {
   const float *q, *k, *v, *bias, *dout;  // bias: this head's [n, n] or NULL; dout: backward only
+  float *probs;                          // this head's [n, n] softmax probabilities, kept or read back, or NULL
   float *out, *dq, *dk, *dv, *dscores;   // forward: out; backward: dq, dk, dv and dscores (or NULL)
   float *kt, *vt, *p, *m, *dp, *pm;      // scratch: transposed heads [dh, width], rows [R, width]
   size_t n, d, h;  // the head size is a parameter of the row functions, a constant where it is a usual one
@@ -184,6 +185,7 @@ INLINE void forward_rows(const struct head *s, size_t i0, const size_t dh, const
   for (int r = 0; r < R; r++) {
     float *restrict p = s->p + r * width;
     softmax_row(p, s->bias ? s->bias + (i0 + r) * n : NULL, n, s->scale);
+    if (s->probs) memcpy(s->probs + (i0 + r) * n, p, sizeof(float) * n);
     if (s->drop.rate > 0) {
       dropout_row(s->m, n, &s->drop, i0 + r);
       for (size_t j = 0; j < n; j++) p[j] *= s->m[j];
@@ -194,12 +196,14 @@ INLINE void forward_rows(const struct head *s, size_t i0, const size_t dh, const
 
 INLINE void backward_rows(const struct head *s, size_t i0, const size_t dh, const int R) {
   const size_t n = s->n, d = s->d, width = padded(n), col = s->h * dh;
-  row_products(s->q + i0 * d + col, d, s->kt, s->p, n, dh, R);
+  // The probabilities: kept by the forward pass (small heads), else recomputed from q and k.
+  if (!s->probs) row_products(s->q + i0 * d + col, d, s->kt, s->p, n, dh, R);
   row_products(s->dout + i0 * d + col, d, s->vt, s->dp, n, dh, R);  // d(p m)_j = dout_i . v_j
   for (int r = 0; r < R; r++) {
     float *restrict p = s->p + r * width, *restrict m = s->m + r * width, *restrict dp = s->dp + r * width,
                     *restrict pm = s->pm + r * width;
-    softmax_row(p, s->bias ? s->bias + (i0 + r) * n : NULL, n, s->scale);
+    if (s->probs) memcpy(p, s->probs + (i0 + r) * n, sizeof(float) * n);
+    else softmax_row(p, s->bias ? s->bias + (i0 + r) * n : NULL, n, s->scale);
     dropout_row(m, n, &s->drop, i0 + r);
     // Through the dropout and the softmax: ds_j = p_j (dp_j m_j - sum_l p_l dp_l m_l).
     float dot = 0.0f;
@@ -233,6 +237,7 @@ INLINE void run_head(const struct head *s, int backward, const size_t dh) {
 // One call's arguments, and which (batch item, head) pairs a worker takes: first, first + step, ...
 struct job {
   const float *q, *k, *v, *bias, *dout;
+  float *probs;
   float *out, *dk, *dv, *dscores;
   size_t batch, tokens, heads, head_dim;
   float scale;
@@ -258,6 +263,7 @@ INLINE void run_pairs(struct job *j) {
         .k = j->k + base,
         .v = j->v + base,
         .bias = j->bias ? j->bias + scores : NULL,
+        .probs = j->probs ? j->probs + scores : NULL,
         .dout = j->backward ? j->dout + base : NULL,
         .out = j->backward ? NULL : j->out + base,
         .dq = j->backward ? j->out + base : NULL,
@@ -276,7 +282,7 @@ INLINE void run_pairs(struct job *j) {
         .scale = j->scale,
         .drop = {j->rate, j->words, scores},
     };
-    head_transposed(s.k, kt, n, d, h, dh);
+    if (!(j->backward && s.probs)) head_transposed(s.k, kt, n, d, h, dh);
     if (j->backward) head_transposed(s.v, vt, n, d, h, dh);
     switch (dh) {
       case 16: run_head(&s, j->backward, 16); break;
@@ -329,18 +335,22 @@ static int run(struct job job, int threads) {
   return status;
 }
 
-int attention_forward(const float *q, const float *k, const float *v, const float *bias, float *out, size_t batch,
-                      size_t tokens, size_t heads, size_t head_dim, float scale, double rate, const uint32_t words[4],
-                      int threads) {
-  const struct job job = {.q = q, .k = k, .v = v, .bias = bias, .out = out, .batch = batch, .tokens = tokens,
-                          .heads = heads, .head_dim = head_dim, .scale = scale, .rate = rate, .words = words};
+int attention_forward(const float *q, const float *k, const float *v, const float *bias, float *out, float *probs,
+                      size_t batch, size_t tokens, size_t heads, size_t head_dim, float scale, double rate,
+                      const uint32_t words[4], int threads) {
+  const struct job job = {.q = q, .k = k, .v = v, .bias = bias, .out = out, .probs = probs, .batch = batch,
+                          .tokens = tokens, .heads = heads, .head_dim = head_dim, .scale = scale, .rate = rate,
+                          .words = words};
   return run(job, threads);
 }
 
-int attention_backward(const float *q, const float *k, const float *v, const float *bias, const float *dout,
-                       float *dq, float *dk, float *dv, float *dscores, size_t batch, size_t tokens, size_t heads,
-                       size_t head_dim, float scale, double rate, const uint32_t words[4], int threads) {
-  const struct job job = {.q = q, .k = k, .v = v, .bias = bias, .dout = dout, .out = dq, .dk = dk, .dv = dv,
+int attention_backward(const float *q, const float *k, const float *v, const float *bias, const float *probs,
+                       const float *dout, float *dq, float *dk, float *dv, float *dscores, size_t batch,
+                       size_t tokens, size_t heads, size_t head_dim, float scale, double rate,
+                       const uint32_t words[4], int threads) {
+  // The backward pass only reads the kept probabilities.
+  const struct job job = {.q = q, .k = k, .v = v, .bias = bias, .probs = (float *)probs, .dout = dout, .out = dq,
+                          .dk = dk, .dv = dv,
                           .dscores = dscores, .batch = batch, .tokens = tokens, .heads = heads,
                           .head_dim = head_dim, .scale = scale, .rate = rate, .words = words, .backward = 1};
   return run(job, threads);

@@ -176,19 +176,20 @@ static int float_arg(napi_env env, napi_value value, size_t length, int optional
 }
 
 // attention(q, k, v, bias | null, dout | null, out | dq, dk | null, dv | null, dscores | null,
-//           batch, tokens, heads, headDim, scale, rate, words: Uint32Array(4), threads): undefined
+//           batch, tokens, heads, headDim, scale, rate, words: Uint32Array(4), threads, probs | null): undefined
 // Without dout: the forward pass into out. With dout: the backward pass into dq, dk, dv (and dscores unless null).
-// q, k, v, dout, out, dq, dk, dv: batch * tokens * heads * headDim; bias, dscores: batch * heads * tokens^2.
+// q, k, v, dout, out, dq, dk, dv: batch * tokens * heads * headDim; bias, dscores, probs: batch * heads * tokens^2.
+// probs: the forward pass keeps the softmax probabilities there and the backward pass reads them back.
 static napi_value Attention(napi_env env, napi_callback_info info) {
-  size_t argc = 17;
-  napi_value argv[17];
+  size_t argc = 18;
+  napi_value argv[18];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t size[4], threads;
   double scale, rate;
   void *words;
   size_t count;
-  if (argc != 17 || napi_get_value_int32(env, argv[16], &threads) != napi_ok || threads < 1) {
-    napi_throw_type_error(env, NULL, "attention: expected 17 arguments, the last a thread count >= 1");
+  if (argc != 18 || napi_get_value_int32(env, argv[16], &threads) != napi_ok || threads < 1) {
+    napi_throw_type_error(env, NULL, "attention: expected 18 arguments, the 17th a thread count >= 1");
     return NULL;
   }
   for (int i = 0; i < 4; i++) {
@@ -213,18 +214,19 @@ static napi_value Attention(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "attention: batch, tokens, heads and headDim are too large");
     return NULL;
   }
-  float *q, *k, *v, *bias, *dout, *out, *dk, *dv, *dscores;
-  if (!float_arg(env, argv[0], rows, 0, &q, "q") || !float_arg(env, argv[1], rows, 0, &k, "k") ||
+  float *q, *k, *v, *bias, *dout, *out, *dk, *dv, *dscores, *probs;
+  if (!float_arg(env, argv[17], scores, 1, &probs, "probs") || !float_arg(env, argv[0], rows, 0, &q, "q") ||
+      !float_arg(env, argv[1], rows, 0, &k, "k") ||
       !float_arg(env, argv[2], rows, 0, &v, "v") || !float_arg(env, argv[3], scores, 1, &bias, "bias") ||
       !float_arg(env, argv[4], rows, 1, &dout, "dout") || !float_arg(env, argv[5], rows, 0, &out, "out") ||
       !float_arg(env, argv[6], rows, !dout, &dk, "dk") || !float_arg(env, argv[7], rows, !dout, &dv, "dv") ||
       !float_arg(env, argv[8], scores, 1, &dscores, "dscores")) {
     return NULL;
   }
-  int status = dout ? attention_backward(q, k, v, bias, dout, out, dk, dv, dscores, batch, tokens, heads, head_dim,
-                                         (float)scale, rate, words, threads)
-                    : attention_forward(q, k, v, bias, out, batch, tokens, heads, head_dim, (float)scale, rate, words,
-                                        threads);
+  int status = dout ? attention_backward(q, k, v, bias, probs, dout, out, dk, dv, dscores, batch, tokens, heads,
+                                         head_dim, (float)scale, rate, words, threads)
+                    : attention_forward(q, k, v, bias, out, probs, batch, tokens, heads, head_dim, (float)scale, rate,
+                                        words, threads);
   if (status != 0) napi_throw_error(env, NULL, "attention: out of memory for scratch rows");
   return NULL;
 }

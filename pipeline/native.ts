@@ -100,6 +100,8 @@ export interface NativeKernels {
     rate: number,
     words: Uint32Array,
     threads: number,
+    /** [batch, heads, tokens, tokens]: the forward pass keeps the probabilities here, the backward reads them. */
+    probs: Float32Array | null,
   ): void;
   gelu(x: Float32Array, y: Float32Array): void;
   /** native/binding.c `Norm`: op 0-2 layer norm (y, dx, dgamma), 3-5 RMS norm (y, dx, dscale). */

@@ -275,24 +275,63 @@ describe("attention argument checks", { skip }, () => {
           0,
           words,
           1,
+          null,
         ),
       /too large/,
     );
     const four = new Float32Array(4);
     assert.throws(
       () =>
-        kernels.attention(four, four, four, null, null, none, null, null, null, 1, 2, 1, 2, 1, 0, words, 1),
+        kernels.attention(
+          four,
+          four,
+          four,
+          null,
+          null,
+          none,
+          null,
+          null,
+          null,
+          1,
+          2,
+          1,
+          2,
+          1,
+          0,
+          words,
+          1,
+          null,
+        ),
       /out must be a Float32Array of 4 elements/,
     );
     assert.throws(
       () =>
-        kernels.attention(four, four, four, null, null, four, null, null, null, 1, 2, 1, 2, 1, 0, words, 0),
+        kernels.attention(
+          four,
+          four,
+          four,
+          null,
+          null,
+          four,
+          null,
+          null,
+          null,
+          1,
+          2,
+          1,
+          2,
+          1,
+          0,
+          words,
+          0,
+          null,
+        ),
       /thread count/,
     );
     assert.throws(() => dropoutMask(8, 1, [1, 2, 3, 1]), RangeError);
   });
 
-  it("gives the same results on 1 and on 3 threads (each head's rows belong to one thread)", () => {
+  it("gives the same results on 1 and 3 threads, and with the probabilities kept for the backward pass", () => {
     const kernels = nativeModelKernels();
     assert.ok(kernels, "native kernels in use");
     const [b, n, h, dh] = [2, 130, 3, 64]; // large enough to be split
@@ -301,17 +340,42 @@ describe("attention argument checks", { skip }, () => {
     const [q, k, v, dout] = [0, 1, 2, 3].map(() => new Float32Array(size).map(() => rng.uniform(-1, 1)));
     const bias = new Float32Array(b * h * n * n).map(() => rng.uniform(-1, 1));
     const words = Uint32Array.from([5, 6, 7, 1]);
-    const run = (threads: number) => {
+    // keep: the forward pass keeps the probabilities and the backward pass reads them instead of recomputing.
+    const run = (threads: number, keep = false) => {
       const out = new Float32Array(size);
       const [dq, dk, dv] = [0, 1, 2].map(() => new Float32Array(size));
       const ds = new Float32Array(bias.length);
-      kernels.attention(q, k, v, bias, null, out, null, null, null, b, n, h, dh, 0.125, 0.1, words, threads);
-      kernels.attention(q, k, v, bias, dout, dq, dk, dv, ds, b, n, h, dh, 0.125, 0.1, words, threads);
+      const probs = keep ? new Float32Array(bias.length) : null;
+      kernels.attention(
+        q,
+        k,
+        v,
+        bias,
+        null,
+        out,
+        null,
+        null,
+        null,
+        b,
+        n,
+        h,
+        dh,
+        0.125,
+        0.1,
+        words,
+        threads,
+        probs,
+      );
+      kernels.attention(q, k, v, bias, dout, dq, dk, dv, ds, b, n, h, dh, 0.125, 0.1, words, threads, probs);
       return [out, dq, dk, dv, ds];
     };
     const one = run(1);
     const three = run(3);
-    for (const [i, x] of one.entries()) assert.deepEqual(three[i], x, `output ${i}`);
+    const kept = run(1, true);
+    for (const [i, x] of one.entries()) {
+      assert.deepEqual(three[i], x, `output ${i}`);
+      assert.deepEqual(kept[i], x, `output ${i} with the probabilities kept`);
+    }
     assert.ok(
       one[2].some((x) => x !== 0),
       "gradients were written",
