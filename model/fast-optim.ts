@@ -12,7 +12,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { nativeModelKernels } from "../pipeline/native.js";
-import { fastKernelsInfo, type WasmBackendLike } from "./kernels.js";
+import { fastKernelsInfo, scatteredRowsOf, type WasmBackendLike } from "./kernels.js";
 import type { ParamMap } from "./params.js";
 
 /** What the fused update needs of an optimiser (model/optim.ts's Optimizer fits). */
@@ -31,10 +31,16 @@ interface WasmRefs extends WasmBackendLike {
 }
 
 let applied = 0;
+let sparseUpdates = 0;
 
 /** How many fused updates have run in this process (tests check the fast path was taken). */
 export function fusedUpdateCount(): number {
   return applied;
+}
+
+/** How many parameter updates read only the rows a gather's gradient touched (tests check the path is taken). */
+export function sparseUpdateCount(): number {
+  return sparseUpdates;
 }
 
 function wasmBackend(): WasmRefs | undefined {
@@ -80,7 +86,7 @@ export function fusedApplyGradients(
     let squares = 0;
     const lrT = (lr * Math.sqrt(1 - m.beta2 ** t)) / (1 - m.beta1 ** t);
     for (const name of names) {
-      squares += native.adamUpdate(
+      const args = [
         view(b, params[name]),
         view(b, o.slots[`adam/m/${name}`]),
         view(b, o.slots[`adam/v/${name}`]),
@@ -90,7 +96,11 @@ export function fusedApplyGradients(
         m.beta2,
         m.epsilon,
         lrT,
-      );
+      ] as const;
+      // A gather's gradient (the word table's) is zero outside the rows it scattered: only those are read.
+      const sparse = scatteredRowsOf(grads[name].dataId);
+      squares += sparse ? native.adamUpdate(...args, sparse.rows, sparse.width) : native.adamUpdate(...args);
+      if (sparse) sparseUpdates++;
     }
     applied++;
     return Math.fround(Math.sqrt(squares));
@@ -158,4 +168,35 @@ export function fusedApplyGradients(
   }
   applied++;
   return norm;
+}
+
+/**
+ * BatchNorm moving statistics in place (moving = momentum * moving + (1 - momentum) * batch, in float32 as the
+ * composed ops round it): ~18 tiny kernels a step otherwise. Returns false, having changed nothing, when the fused
+ * path does not apply (not wasm, a statistic shared or of another size).
+ */
+export function fusedMovingAverages(
+  state: ParamMap,
+  stats: { name: string; mean: tf.Tensor; variance: tf.Tensor }[],
+  momentum: number,
+): boolean {
+  const b = wasmBackend();
+  if (!b) return false;
+  const pairs = stats.flatMap((s) => [
+    [state[`${s.name}/moving_mean`], s.mean],
+    [state[`${s.name}/moving_variance`], s.variance],
+  ]);
+  for (const [moving, batch] of pairs) {
+    if (!moving || moving.dtype !== "float32" || batch.dtype !== "float32" || moving.size !== batch.size)
+      return false;
+    if (b.refCount(moving.dataId) !== 1) return false;
+  }
+  const keep = Math.fround(momentum);
+  const take = Math.fround(1 - momentum);
+  for (const [moving, batch] of pairs) {
+    const m = view(b, moving);
+    const x = view(b, batch);
+    for (let i = 0; i < m.length; i++) m[i] = Math.fround(m[i] * keep) + Math.fround(x[i] * take);
+  }
+  return true;
 }

@@ -8,6 +8,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { ModelConfig } from "./config.js";
+import { fusedMovingAverages } from "./fast-optim.js";
 import { batchNorm, dense, type ForwardContext } from "./ops.js";
 import { ONES, type ParamBuilder, type ParamMap, ZEROS } from "./params.js";
 import { buildDense } from "./transformer.js";
@@ -90,6 +91,7 @@ export function updateMovingStatistics(
   stats: { name: string; mean: tf.Tensor; variance: tf.Tensor }[],
   momentum: number,
 ): void {
+  if (fusedMovingAverages(state, stats, momentum)) return;
   tf.tidy(() => {
     for (const { name, mean, variance } of stats) {
       const m = state[`${name}/moving_mean`];

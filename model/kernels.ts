@@ -1,8 +1,9 @@
 /**
  * Fast kernels for the wasm backend. tfjs-backend-wasm runs only untransposed, batch-1 products on XNNPACK; every
  * product with a transpose or a batch (all of the backward pass, all of attention) falls to a scalar loop. Here the
- * `BatchMatMul` and `_FusedMatMul` kernels of 'wasm' are re-registered to run on a native GEMM (onnxruntime-node,
- * synchronous, reading and writing the wasm heap in place), with batches folded into rows where the layout allows.
+ * `BatchMatMul` and `_FusedMatMul` kernels of 'wasm' are re-registered to run on a native GEMM (ONNX Runtime's, from
+ * onnxruntime-node, synchronous, reading and writing the wasm heap in place), with batches folded into rows where
+ * the layout allows.
  *
  * `enableFastKernels` installs them; `disableFastKernels` restores the stock kernels. When the native GEMM cannot be
  * loaded nothing is replaced and the reason is reported (the fused optimiser, which needs no library, stays on).
@@ -366,6 +367,18 @@ function gatherKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; a
 }
 
 /**
+ * Which rows of a row scatter's output (by its data id) can be non-zero: ascending and distinct, for the fused
+ * optimiser (model/fast-optim.ts), which then reads only those rows of a word table's gradient. Entries go with
+ * the data they describe.
+ */
+const scatteredRows = new WeakMap<object, { rows: Int32Array; width: number }>();
+
+/** The rows a row scatter wrote to the tensor with this data id, when it came from one. */
+export function scatteredRowsOf(dataId: object): { rows: Int32Array; width: number } | undefined {
+  return scatteredRows.get(dataId);
+}
+
+/**
  * ScatterNd with one index per row (indices [..., 1] int32, float32 updates): the gradient of a row gather, e.g.
  * the 2^16-row word table's. Zeroed with a memset and the rows added in place (duplicates sum); the wasm kernel
  * took ~0.5 ms a tiny step for the table. Other forms take the stock kernel.
@@ -398,6 +411,7 @@ function scatterKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; 
     const src = i * width;
     for (let j = 0; j < width; j++) to[at + j] += from[src + j];
   }
+  if (width > 0) scatteredRows.set(out.dataId, { rows: Int32Array.from(new Set(ids)).sort(), width });
   return out;
 }
 
@@ -412,11 +426,13 @@ const REPLACEMENTS: Record<(typeof FAST_KERNELS)[number], tf.KernelFunc> = {
 };
 
 /**
- * GELU, LayerNorm, RMS norm, dropout and the attention core (softmax(scale q k^T + bias) v per head) as one kernel
- * each way on the fast path (native/activations.c, norms.c, dropout.c, attention.c): composed from tfjs ops they
- * are ~2 to ~15 kernels forward and ~2 to ~30 backward, each a pass over the activations. The kernels exist for
- * 'wasm' only while the fast path is on; model/ops.ts asks `fusedOpsReady` before using them. Their gradients are
- * registered once (the registry is global) and only run where they do.
+ * Fused ops of the fast path, one kernel each way: GELU, LayerNorm, RMS norm, dropout and the attention core
+ * (softmax(scale q k^T + bias) v per head; native/activations.c, norms.c, dropout.c, attention.c), dense layers,
+ * the contrastive loss and training BatchNorm (model/js-kernels.ts), and whole encoder blocks
+ * (model/block-kernel.ts). Composed from tfjs ops they are ~2 to ~25 kernels forward and ~2 to ~35 backward, each
+ * an engine call and a pass over the activations. The kernels exist for 'wasm' only while the fast path is on;
+ * model/ops.ts asks `fusedOpsReady` before using them. Their gradients are registered once (the registry is
+ * global) and only run where they do.
  */
 const FUSED = {
   gelu: "VattGelu",

@@ -529,16 +529,17 @@ static napi_value SumSquares(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// adamUpdate(p, m, v, g: Float32Array (same length), factor, beta1, beta2, epsilon, lrT): number (g's sum of squares)
+// adamUpdate(p, m, v, g: Float32Array (same length), factor, beta1, beta2, epsilon, lrT[, rows: Int32Array, width]):
+// number (g's sum of squares). With rows (ascending, distinct): g is zero outside those rows of `width` elements.
 static napi_value AdamUpdate(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
+  size_t argc = 11;
+  napi_value argv[11];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   void *arrays[4];
   size_t lengths[4];
   for (int i = 0; i < 4; i++) {
-    if (argc != 9 || !typed_array(env, argv[i], napi_float32_array, &arrays[i], &lengths[i])) {
-      napi_throw_type_error(env, NULL, "adamUpdate: expected (p, m, v, g) Float32Arrays and 5 numbers");
+    if ((argc != 9 && argc != 11) || !typed_array(env, argv[i], napi_float32_array, &arrays[i], &lengths[i])) {
+      napi_throw_type_error(env, NULL, "adamUpdate: expected (p, m, v, g) Float32Arrays, 5 numbers[, rows, width]");
       return NULL;
     }
   }
@@ -548,8 +549,30 @@ static napi_value AdamUpdate(napi_env env, napi_callback_info info) {
   }
   double k[5];
   for (int i = 0; i < 5; i++) CHECK(napi_get_value_double(env, argv[4 + i], &k[i]));
-  double squares = adam_update(arrays[0], arrays[1], arrays[2], arrays[3], lengths[0], (float)k[0], k[1], k[2],
-                               (float)k[3], (float)k[4]);
+  double squares;
+  if (argc == 11) {
+    void *rows;
+    size_t count;
+    int32_t width;
+    if (!typed_array(env, argv[9], napi_int32_array, &rows, &count) ||
+        napi_get_value_int32(env, argv[10], &width) != napi_ok || width < 1 || lengths[0] % (size_t)width != 0) {
+      napi_throw_type_error(env, NULL, "adamUpdate: rows must be an Int32Array and width divide the length");
+      return NULL;
+    }
+    const int32_t *r = rows;
+    const size_t total_rows = lengths[0] / (size_t)width;
+    for (size_t i = 0; i < count; i++) {
+      if (r[i] < 0 || (size_t)r[i] >= total_rows || (i > 0 && r[i] <= r[i - 1])) {
+        napi_throw_range_error(env, NULL, "adamUpdate: rows must be ascending, distinct and in range");
+        return NULL;
+      }
+    }
+    squares = adam_update_rows(arrays[0], arrays[1], arrays[2], arrays[3], lengths[0], (size_t)width, r, count,
+                               (float)k[0], k[1], k[2], (float)k[3], (float)k[4]);
+  } else {
+    squares = adam_update(arrays[0], arrays[1], arrays[2], arrays[3], lengths[0], (float)k[0], k[1], k[2],
+                          (float)k[3], (float)k[4]);
+  }
   napi_value result;
   CHECK(napi_create_double(env, squares, &result));
   return result;

@@ -48,3 +48,29 @@ CLONES double adam_update(float *restrict p, float *restrict m, float *restrict 
   }
   return total;
 }
+
+// Adam where g is zero outside the listed rows: those rows take adam_update, the others the same update with a zero
+// gradient (m and v decay, p moves by the decayed moments) without reading g there. The updates are adam_update's;
+// the returned sum of squares is added up row by row, so it can differ from adam_update's in the last digits.
+CLONES double adam_update_rows(float *restrict p, float *restrict m, float *restrict v, const float *restrict g,
+                               size_t n, size_t width, const int32_t *rows, size_t count, float factor,
+                               double beta1, double beta2, float epsilon, float lr_t) {
+  const float b1 = (float)beta1, b2 = (float)beta2, c1 = (float)(1.0 - beta1), c2 = (float)(1.0 - beta2);
+  const float zero = 0.0f * factor;
+  double total = 0;
+  size_t start = 0;  // first element not yet updated
+  for (size_t r = 0; r <= count; r++) {
+    const size_t end = r < count ? (size_t)rows[r] * width : n;
+    for (size_t i = start; i < end; i++) {
+      const float mi = m[i] * b1 + zero * c1;
+      const float vi = v[i] * b2 + zero * zero * c2;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] -= mi / (sqrtf(vi) + epsilon) * lr_t;
+    }
+    if (r == count) break;
+    total += adam_update(p + end, m + end, v + end, g + end, width, factor, beta1, beta2, epsilon, lr_t);
+    start = end + width;
+  }
+  return total;
+}

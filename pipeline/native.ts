@@ -126,6 +126,9 @@ export interface NativeKernels {
     beta2: number,
     epsilon: number,
     lrT: number,
+    /** Ascending, distinct rows of `width` elements outside which g is zero (native/optim.c adam_update_rows). */
+    rows?: Int32Array,
+    width?: number,
   ): number;
 }
 

@@ -3,6 +3,7 @@ import { after, before, test } from "node:test";
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../../model/backend.js";
 import { loadOnnxGemm } from "../../model/fast-onnx.js";
+import { sparseUpdateCount } from "../../model/fast-optim.js";
 import {
   disableFastKernels,
   enableFastKernels,
@@ -635,7 +636,7 @@ function composedT5Block(
   return tf.add(x1, dropout(dense(dropout(gelu(dense(h2, p.w1)), ctx), p.w2), ctx));
 }
 
-test("whole training steps on the fast path give the cpu backend's losses (dropout, DropToken, masks)", async (t) => {
+test("whole training steps on the fast path give the cpu backend's losses and BatchNorm statistics", async (t) => {
   if (fastReason) return t.skip(fastReason);
   await tf.setBackend("wasm");
   if (!fusedOpsReady()) return t.skip("native kernels not built");
@@ -648,18 +649,25 @@ test("whole training steps on the fast path give the cpu backend's losses (dropo
     const m = createModel(c, 3);
     const opt = createOptimizer(pretrainingOptimizer({ lr: 1e-3, warmupSteps: 1, totalSteps: 10 }), m.params);
     const results = [0, 1, 2].map(() => trainStep(m, opt, batch, { seed: 11 }));
+    const moving = Object.values(m.state).map((t) => t.dataSync() as Float32Array);
     disposeOptimizer(opt);
     disposeModel(m);
-    return results;
+    return { results, moving };
   };
   const want = await onBackend("cpu", run);
+  const sparseBefore = sparseUpdateCount();
   const got = await onBackend("wasm", run);
-  for (const [i, w] of want.entries()) {
+  // The gathered tables (words, positions, relative bias) were updated reading only their touched rows.
+  assert.ok(sparseUpdateCount() - sparseBefore >= 3 * 5, "row-sparse Adam updates");
+  for (const [i, w] of want.results.entries()) {
     for (const key of ["loss", "nce", "milNce", "gradNorm"] as const) {
       const tol = 1e-4 * Math.max(1, Math.abs(w[key]));
-      assert.ok(Math.abs(got[i][key] - w[key]) <= tol, `step ${i} ${key}: ${got[i][key]} vs cpu ${w[key]}`);
+      const g = got.results[i][key];
+      assert.ok(Math.abs(g - w[key]) <= tol, `step ${i} ${key}: ${g} vs cpu ${w[key]}`);
     }
   }
+  // BatchNorm moving statistics, updated in place on the fast path.
+  for (const [i, w] of want.moving.entries()) assertClose(got.moving[i], w, `moving statistic ${i}`);
 });
 
 test("ONNX Runtime called from C gives the node binding's products, with no JavaScript objects or copies", (t) => {

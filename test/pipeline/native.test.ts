@@ -247,6 +247,33 @@ describe("native optimiser loops against the formulas", {
     }
     assert.throws(() => kernels.adamUpdate(p, m, v, g.subarray(1), factor, b1, b2, eps, lrT), RangeError);
   });
+
+  it("updates a gradient that is zero outside a few rows exactly as dense Adam, reading only those rows", () => {
+    const kernels = nativeModelKernels();
+    assert.ok(kernels, "native kernels in use");
+    const rng = randomFor(6, 0, 0, "adam rows");
+    const [rowsTotal, width] = [50, 7];
+    const n = rowsTotal * width;
+    const rows = Int32Array.from([0, 3, 4, 17, 49]);
+    const g = new Float32Array(n);
+    for (const r of rows) for (let j = 0; j < width; j++) g[r * width + j] = rng.uniform(-2, 2);
+    g[3 * width + 2] = Number.NaN; // a NaN in a listed row counts as 0, as in the dense update
+    const start = [0, 1, 2].map(() => new Float32Array(n).map(() => rng.uniform(0.001, 0.1)));
+    const dense = start.map((x) => Float32Array.from(x));
+    const sparse = start.map((x) => Float32Array.from(x));
+    const k = [0.5, 0.9, 0.999, 1e-7, 1e-3] as const;
+    const wantSquares = kernels.adamUpdate(dense[0], dense[1], dense[2], g, ...k);
+    // Garbage outside the listed rows proves they are not read.
+    const poisoned = Float32Array.from(g, (x, i) => (rows.includes(Math.floor(i / width)) ? x : 1e30));
+    const squares = kernels.adamUpdate(sparse[0], sparse[1], sparse[2], poisoned, ...k, rows, width);
+    // The same updates; the sum of squares is added up row by row rather than in blocks of 4096.
+    assert.ok(Math.abs(squares - wantSquares) <= 1e-6 * wantSquares, `${squares} vs ${wantSquares}`);
+    for (let i = 0; i < 3; i++) assert.deepEqual(sparse[i], dense[i], `array ${i}`);
+    const [p, m, v] = sparse;
+    assert.throws(() => kernels.adamUpdate(p, m, v, g, ...k, Int32Array.from([4, 3]), width), RangeError);
+    assert.throws(() => kernels.adamUpdate(p, m, v, g, ...k, Int32Array.from([50]), width), RangeError);
+    assert.throws(() => kernels.adamUpdate(p, m, v, g, ...k, rows, 8), TypeError);
+  });
 });
 
 describe("attention argument checks", { skip }, () => {
