@@ -101,7 +101,10 @@ const NORM = { layer: { y: 0, dx: 1, dp: 2 }, rms: { y: 3, dx: 4, dp: 5 } } as c
 
 type Infos = Record<string, tf.TensorInfo>;
 
-/** Heap memory of the kernel: allocated first (allocation may move the heap), freed on error and temporaries at the end. */
+/**
+ * Heap memory of one kernel call: all of it allocated before any view is taken (allocation may move the heap);
+ * everything is freed if the call fails, the temporaries when it ends.
+ */
 class Allocation {
   private readonly infos: tf.TensorInfo[] = [];
   constructor(private readonly backend: WasmBackendLike) {}
@@ -152,9 +155,9 @@ export function blockForward(
   const { batch, tokens, d, mlp, rows, headDim } = dimensions(inputs, attrs);
   const alloc = new Allocation(backend);
   const probs = keptProbabilities(batch, attrs.heads, tokens);
-  const outs = [alloc.add([batch, tokens, d]), alloc.add([rows * (7 * d + 2 * mlp) + probs])];
-  const temps = [alloc.add([rows * d])];
   return guarded(alloc, () => {
+    const outs = [alloc.add([batch, tokens, d]), alloc.add([rows * (7 * d + 2 * mlp) + probs])];
+    const temps = [alloc.add([rows * d])];
     const b = backend;
     const y = view(b, outs[0]);
     const { h, q, k, v, a, x1, h2, f, g, probs: kept } = savedViews(view(b, outs[1]), rows, d, mlp, probs);
@@ -231,10 +234,10 @@ export function blockBackward(
   const { batch, tokens, d, mlp, rows, headDim } = dimensions(inputs, attrs);
   const names = blockInputNames(attrs);
   const alloc = new Allocation(backend);
-  const outs = names.map((n) => alloc.add([...inputs[n].shape]));
-  const temps = [0, 1, 2, 3, 4, 5].map(() => alloc.add([rows * d]));
-  temps.push(alloc.add([rows * mlp]), alloc.add([rows * mlp]));
   return guarded(alloc, () => {
+    const outs = names.map((n) => alloc.add([...inputs[n].shape]));
+    const temps = [0, 1, 2, 3, 4, 5].map(() => alloc.add([rows * d]));
+    temps.push(alloc.add([rows * mlp]), alloc.add([rows * mlp]));
     const b = backend;
     const grad: Record<string, Float32Array> = {};
     names.forEach((n, i) => {

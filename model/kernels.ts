@@ -617,9 +617,11 @@ function denseKernel(name: string, native: NativeModel): tf.KernelFunc {
     // An empty inner dimension (no rows for the kernel's gradient, no features for the others) gives zeros.
     const inner = name === FUSED.denseGradKernel ? rows : name === FUSED.denseGradX ? last(i.dy) : last(i.x);
     if (o.length > 0) {
-      if (inner === 0) o.fill(0);
-      else freeingOnError(b, [out], () => product(o, rows));
-      if (name === FUSED.denseBiased) native.addRows(heapFloats(b, out), heapFloats(b, i.bias));
+      freeingOnError(b, [out], () => {
+        if (inner === 0) o.fill(0);
+        else product(o, rows);
+        if (name === FUSED.denseBiased) native.addRows(o, heapFloats(b, i.bias));
+      });
     }
     return out;
   };
@@ -641,31 +643,18 @@ function contrastiveKernel(backward: boolean): tf.KernelFunc {
     const matmul: MatMul = (...args) => g.matmul(...args);
     if (!backward) {
       const out = b.makeOutput([], "float32");
-      const loss = contrastiveLoss(
-        heapFloats(b, video),
-        heapFloats(b, text),
-        heapFloats(b, mask),
-        shape,
-        temperature,
-        matmul,
-      );
-      heapFloats(b, out)[0] = loss;
+      freeingOnError(b, [out], () => {
+        const args = [heapFloats(b, video), heapFloats(b, text), heapFloats(b, mask)] as const;
+        heapFloats(b, out)[0] = contrastiveLoss(...args, shape, temperature, matmul);
+      });
       return out;
     }
     const outs = [b.makeOutput([...video.shape], "float32"), b.makeOutput([...text.shape], "float32")];
-    const [dVideo, dText] = outs.map((o) => heapFloats(b, o));
-    const upstream = heapFloats(b, dy)[0];
-    contrastiveLossGrad(
-      heapFloats(b, video),
-      heapFloats(b, text),
-      heapFloats(b, mask),
-      shape,
-      temperature,
-      upstream,
-      matmul,
-      dVideo,
-      dText,
-    );
+    freeingOnError(b, outs, () => {
+      const [dVideo, dText] = outs.map((o) => heapFloats(b, o));
+      const args = [heapFloats(b, video), heapFloats(b, text), heapFloats(b, mask)] as const;
+      contrastiveLossGrad(...args, shape, temperature, heapFloats(b, dy)[0], matmul, dVideo, dText);
+    });
     return outs;
   };
 }

@@ -338,6 +338,11 @@ static napi_value AddRows(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "addRows: expected (x, row: Float32Arrays, x.length a multiple of row.length)");
     return NULL;
   }
+  const float *xs = x, *rs = row;
+  if (rs < xs + nx && xs < rs + nrow) {
+    napi_throw_range_error(env, NULL, "addRows: x and row overlap");
+    return NULL;
+  }
   add_rows(x, row, nx / nrow, nrow);
   return NULL;
 }
@@ -403,7 +408,13 @@ static napi_value VideoPatches(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  if (nvideo != batch * frames * height * width * 3 || nout != batch * n * pt * ph * pw * 3) {
+  // Products that wrap would pass the length checks with small arrays: refuse them.
+  size_t video_size, out_size;
+  if (__builtin_mul_overflow(batch * 3, frames, &video_size) ||
+      __builtin_mul_overflow(video_size, height, &video_size) ||
+      __builtin_mul_overflow(video_size, width, &video_size) || __builtin_mul_overflow(batch * 3, n, &out_size) ||
+      __builtin_mul_overflow(out_size, pt, &out_size) || __builtin_mul_overflow(out_size, ph, &out_size) ||
+      __builtin_mul_overflow(out_size, pw, &out_size) || nvideo != video_size || nout != out_size) {
     napi_throw_range_error(env, NULL, "videoPatches: video or out length does not match the dimensions");
     return NULL;
   }
@@ -426,6 +437,9 @@ static napi_value OrtOpen(napi_env env, napi_callback_info info) {
   if (ort_gemm_open(path, message, sizeof message)) napi_throw_error(env, NULL, message);
   return NULL;
 }
+
+// Marks the externals ortSession makes, so ortMatmul takes no other addon's external for a session.
+static const napi_type_tag SESSION_TAG = {0x7661747461727430ULL, 0x6f72742d67656d6dULL};
 
 static void release_session(napi_env env, void *data, void *hint) {
   (void)env;
@@ -453,7 +467,8 @@ static napi_value OrtSession(napi_env env, napi_callback_info info) {
     return NULL;
   }
   napi_value result;
-  if (napi_create_external(env, s, release_session, NULL, &result) != napi_ok) {
+  if (napi_create_external(env, s, release_session, NULL, &result) != napi_ok ||
+      napi_type_tag_object(env, result, &SESSION_TAG) != napi_ok) {
     ort_gemm_session_release(s);
     napi_throw_error(env, NULL, "ortSession: could not wrap the session");
     return NULL;
@@ -478,7 +493,7 @@ static int read_dims(napi_env env, napi_value value, int64_t dims[3], size_t *ra
       return 0;
     }
     dims[i] = (int64_t)d;
-    product *= (size_t)d;
+    if (__builtin_mul_overflow(product, (size_t)d, &product)) return 0;
   }
   *rank = n;
   return product == length;
@@ -493,7 +508,9 @@ static napi_value OrtMatmul(napi_env env, napi_callback_info info) {
   size_t na, nb, nout, ra, rb, rout;
   int64_t da[3], db[3], dout[3];
   napi_valuetype kind;
+  bool tagged = false;
   if (argc != 7 || napi_typeof(env, argv[0], &kind) != napi_ok || kind != napi_external ||
+      napi_check_object_type_tag(env, argv[0], &SESSION_TAG, &tagged) != napi_ok || !tagged ||
       napi_get_value_external(env, argv[0], &session) != napi_ok ||
       !typed_array(env, argv[1], napi_float32_array, &a, &na) ||
       !typed_array(env, argv[3], napi_float32_array, &b, &nb) ||

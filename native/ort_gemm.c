@@ -105,8 +105,13 @@ int ort_gemm_open(const char *library, char *message, size_t size) {
   }
   api = table;
   // ORT_LOGGING_LEVEL_ERROR; one environment per process: a second request shares the existing one.
-  if (failed(FN(CreateEnvFn, SLOT_CREATE_ENV)(3, "vatt", &env), message, size) ||
-      failed(FN(CreateCpuMemoryInfoFn, SLOT_CREATE_CPU_MEMORY_INFO)(1, 0, &cpu_memory), message, size)) {
+  if (failed(FN(CreateEnvFn, SLOT_CREATE_ENV)(3, "vatt", &env), message, size)) {
+    api = NULL;
+    return 1;
+  }
+  if (failed(FN(CreateCpuMemoryInfoFn, SLOT_CREATE_CPU_MEMORY_INFO)(1, 0, &cpu_memory), message, size)) {
+    FN(ReleaseFn, SLOT_RELEASE_ENV)(env);
+    env = NULL;
     api = NULL;
     return 1;
   }

@@ -38,9 +38,10 @@ export function stackExamples(examples: readonly Example[], opts: BatchOptions =
   const labels = new Float32Array(size * classes);
   examples.forEach((e, b) => {
     const where = `example ${b} (${e.source}:${e.id})`;
-    if (!sameShape(e.videoShape, first.videoShape)) {
+    if (!sameShape(e.videoShape, first.videoShape) || e.video.length !== videoLen) {
       throw new RangeError(
-        `stackExamples: ${where} has video ${e.videoShape.join("x")}, the batch ${first.videoShape.join("x")}`,
+        `stackExamples: ${where} has video ${e.videoShape.join("x")} (${e.video.length} values), the batch ` +
+          `${first.videoShape.join("x")}`,
       );
     }
     if (e.audio.length !== audioLen) {

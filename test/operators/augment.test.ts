@@ -138,5 +138,8 @@ describe("batching", () => {
     const a = augmentClip(fakeClip(0), small);
     const b = augmentClip(fakeClip(1), { outHeight: 8, outWidth: 8 });
     assert.throws(() => stackExamples([a, b]), /example 1 \(test:c1\) has video 4x8x8x3/);
+    // A video array shorter than its shape says would leave part of the (unzeroed) batch slot unwritten.
+    const short = { ...augmentClip(fakeClip(1), small), video: new Float32Array(10) };
+    assert.throws(() => stackExamples([a, short]), /example 1 \(test:c1\) has video 4x16x16x3 \(10 values\)/);
   });
 });

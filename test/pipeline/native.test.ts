@@ -477,6 +477,11 @@ describe("dropoutMask", () => {
       RangeError,
     );
     assert.throws(() => videoPatchesNative(video, out, dims, [t, h, w]), RangeError);
+    // Sizes whose products wrap to the (empty) arrays' lengths are refused, not written past.
+    const none = new Float32Array(0);
+    const zero = Int32Array.from([0]);
+    const huge: typeof dims = [16, 2 ** 30, 2 ** 30, 1, 2 ** 30, 2 ** 30, 1];
+    assert.throws(() => videoPatchesNative(none, none, huge, [zero, zero, zero]), RangeError);
     const x = Float32Array.from([1, 2, 3, 4, 5, 6]);
     kernels.addRows(x, Float32Array.from([10, 20, 30]));
     assert.deepEqual(Array.from(x), [11, 22, 33, 14, 25, 36]);
@@ -485,6 +490,7 @@ describe("dropoutMask", () => {
     assert.throws(() => kernels.addRows(x, new Float32Array(4)), TypeError);
     assert.throws(() => kernels.addInto(x, new Float32Array(5)), TypeError);
     assert.throws(() => kernels.addInto(x.subarray(0, 4), x.subarray(2, 6)), RangeError);
+    assert.throws(() => kernels.addRows(x, x.subarray(0, 3)), RangeError);
   });
 
   it("draws the same bits in JavaScript as natively (VATT_NATIVE=0 runs give the same masks)", () => {
