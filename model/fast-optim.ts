@@ -187,8 +187,7 @@ export function fusedMovingAverages(
     [state[`${s.name}/moving_variance`], s.variance],
   ]);
   for (const [moving, batch] of pairs) {
-    if (!moving || moving.dtype !== "float32" || batch.dtype !== "float32" || moving.size !== batch.size)
-      return false;
+    if (moving?.dtype !== "float32" || batch.dtype !== "float32" || moving.size !== batch.size) return false;
     if (b.refCount(moving.dataId) !== 1) return false;
   }
   const keep = Math.fround(momentum);
