@@ -714,6 +714,34 @@ test("ONNX Runtime called from C gives the node binding's products, with no Java
   binding.dispose();
 });
 
+test("a tiny training step runs on the fused kernels (a silent fallback would be ~1,300 kernel calls)", async (t) => {
+  if (fastReason) return t.skip(fastReason);
+  await tf.setBackend("wasm");
+  if (!fusedOpsReady()) return t.skip("native kernels not built");
+  const c = tinyTestConfig({
+    videoGeometry: { frames: 4, height: 32, width: 32 },
+    audioGeometry: { samples: 2048 },
+  });
+  const m = createModel(c, 3);
+  const opt = createOptimizer(pretrainingOptimizer({ lr: 1e-3, warmupSteps: 1, totalSteps: 10 }), m.params);
+  const batch = syntheticBatch(c, 4, 2);
+  trainStep(m, opt, batch, { seed: 1 });
+  const profile = await tf.profile(() => {
+    trainStep(m, opt, batch, { seed: 1 });
+  });
+  disposeOptimizer(opt);
+  disposeModel(m);
+  const names = profile.kernels.map((k) => k.name);
+  const count = (name: string) => names.filter((n) => n === name).length;
+  // Two video, two audio and two text blocks, each one kernel forward and one backward.
+  assert.equal(count("VattBlockForward"), 6);
+  assert.equal(count("VattBlockBackward"), 6);
+  for (const composed of ["BatchMatMul", "_FusedMatMul", "Softmax", "Erf"]) {
+    assert.equal(count(composed), 0, `${composed} ran: a fused path fell back to composed ops`);
+  }
+  assert.ok(names.length < 300, `${names.length} kernel calls`);
+});
+
 test("shape planning folds a shared right operand's batch into rows and rejects bad shapes", () => {
   const p = planProduct([4, 5, 7], [7, 3], false, false);
   assert.deepEqual(p.dimsA, [20, 7]);
