@@ -138,6 +138,15 @@ function guarded<T>(alloc: Allocation, body: () => T): T {
   }
 }
 
+/** The block's four dropout masks' words (0 attention, 1 output, 2 MLP activation, 3 MLP) and in-place dropout. */
+function dropouts(attrs: BlockAttrs, native: Native) {
+  const mask = (i: number) => Uint32Array.from(attrs.words.slice(4 * i, 4 * i + 4));
+  const drop = (buf: Float32Array, i: number) => {
+    if (attrs.rate > 0) native.dropoutApply(buf, buf, attrs.rate, mask(i));
+  };
+  return { mask, drop };
+}
+
 function dimensions(inputs: Infos, attrs: BlockAttrs) {
   const [batch, tokens, d] = inputs.x.shape;
   const mlp = inputs.w1.shape[1];
@@ -164,11 +173,7 @@ export function blockForward(
     const [rd] = temps.map((t) => view(b, t));
     const w = (name: string) => view(b, inputs[name]);
     const x = w("x");
-    const { rate, words } = attrs;
-    const mask = (i: number) => Uint32Array.from(words.slice(4 * i, 4 * i + 4));
-    const drop = (buf: Float32Array, i: number) => {
-      if (rate > 0) native.dropoutApply(buf, buf, rate, mask(i));
-    };
+    const { mask, drop } = dropouts(attrs, native);
     const dense = (
       input: Float32Array,
       din: number,
@@ -201,7 +206,7 @@ export function blockForward(
       attrs.heads,
       headDim,
       attrs.scale,
-      rate,
+      attrs.rate,
       mask(0),
       attrs.threads,
       kept,
@@ -247,11 +252,7 @@ export function blockBackward(
     const w = (name: string) => view(b, inputs[name]);
     const [x, dy] = [w("x"), w("dy")];
     const saved = savedViews(w("work"), rows, d, mlp, keptProbabilities(batch, attrs.heads, tokens));
-    const { rate, words } = attrs;
-    const mask = (i: number) => Uint32Array.from(words.slice(4 * i, 4 * i + 4));
-    const drop = (buf: Float32Array, i: number) => {
-      if (rate > 0) native.dropoutApply(buf, buf, rate, mask(i));
-    };
+    const { mask, drop } = dropouts(attrs, native);
     // Gradients of one dense layer given d(out) [rows, dout]: kernel (and bias), and d(input) when asked.
     const denseGrad = (
       input: Float32Array,
@@ -299,7 +300,7 @@ export function blockBackward(
       attrs.heads,
       headDim,
       attrs.scale,
-      rate,
+      attrs.rate,
       mask(0),
       attrs.threads,
       saved.probs,

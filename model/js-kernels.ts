@@ -5,18 +5,10 @@
  * and ~25 for each BatchNorm. Each function here is the exact math of the composed form (model/losses.ts,
  * model/ops.ts `batchNorm`), accumulating in double precision.
  */
+import type { OnnxGemm } from "./fast-onnx.js";
 
 /** op(A) @ op(B) into out (model/fast-onnx.ts `OnnxGemm.matmul`, rank-2 operands here). */
-export type MatMul = (
-  a: Float32Array,
-  dimsA: readonly number[],
-  b: Float32Array,
-  dimsB: readonly number[],
-  transA: boolean,
-  transB: boolean,
-  out: Float32Array,
-  dimsOut: readonly number[],
-) => void;
+export type MatMul = OnnxGemm["matmul"];
 
 /** A masked similarity's offset (model/losses.ts LARGE). */
 const LARGE = 1e9;
@@ -78,6 +70,8 @@ interface ContrastiveState {
   t: { unit: Float32Array; norms: Float64Array };
   /** sim[i, j * K + l] = cos(v_i, t_{j,l}) / tau, [B, B * K]. */
   sim: Float32Array;
+  /** What a masked caption's similarities lose: (1 - mask) * 1e9, [B * K]. */
+  invalid: Float64Array;
   /** Per row i: the denominator's and the numerator's logsumexp, and the weight of its loss in the mean. */
   denominator: Float64Array;
   numerator: Float64Array;
@@ -138,7 +132,7 @@ function contrastiveState(
   const weight = Float64Array.from(valid, (m) => (m > 0 ? m * scale : 0));
   let total = 0;
   for (let i = 0; i < b; i++) if (weight[i] !== 0) total += (denominator[i] - numerator[i]) * weight[i];
-  return { v, t, sim, denominator, numerator, weight, loss: b > 0 ? total / b : Number.NaN };
+  return { v, t, sim, invalid, denominator, numerator, weight, loss: b > 0 ? total / b : Number.NaN };
 }
 
 /**
@@ -171,7 +165,7 @@ export function contrastiveLossGrad(
   const st = contrastiveState(video, text, mask, shape, temperature, matmul);
   const { batch: b, captions: k, dim: d } = shape;
   const n = b * k;
-  const invalid = Float64Array.from(mask, (m) => Math.fround((1 - m) * LARGE));
+  const invalid = st.invalid;
   // d loss / d sim, then / tau for the product's gradient.
   const dSim = new Float64Array(b * n);
   for (let i = 0; i < b; i++) {
@@ -201,6 +195,16 @@ export function contrastiveLossGrad(
   normalizeRowsGrad(text, st.t.unit, st.t.norms, dUnitT, n, d, dText);
 }
 
+/** Mean and biased variance of column f of x [rows, c]. */
+function columnStatistics(x: Float32Array, rows: number, c: number, f: number): { mu: number; v: number } {
+  let sum = 0;
+  for (let r = 0; r < rows; r++) sum += x[r * c + f];
+  const mu = sum / rows;
+  let squares = 0;
+  for (let r = 0; r < rows; r++) squares += (x[r * c + f] - mu) ** 2;
+  return { mu, v: squares / rows };
+}
+
 /**
  * Training-mode BatchNorm of x [B, C] (model/ops.ts `batchNorm`): y = (x - mean) / sqrt(var + eps) * gamma + beta
  * with the batch's mean and biased variance, written into y, mean and variance.
@@ -217,12 +221,7 @@ export function batchNormTraining(
 ): void {
   const c = gamma.length;
   for (let f = 0; f < c; f++) {
-    let sum = 0;
-    for (let r = 0; r < rows; r++) sum += x[r * c + f];
-    const mu = sum / rows;
-    let squares = 0;
-    for (let r = 0; r < rows; r++) squares += (x[r * c + f] - mu) ** 2;
-    const v = squares / rows;
+    const { mu, v } = columnStatistics(x, rows, c, f);
     mean[f] = mu;
     variance[f] = v;
     const inv = 1 / Math.sqrt(Math.fround(v + eps));
@@ -244,12 +243,8 @@ export function batchNormTrainingGrad(
   const c = gamma.length;
   const xhat = new Float64Array(rows);
   for (let f = 0; f < c; f++) {
-    let sum = 0;
-    for (let r = 0; r < rows; r++) sum += x[r * c + f];
-    const mu = sum / rows;
-    let squares = 0;
-    for (let r = 0; r < rows; r++) squares += (x[r * c + f] - mu) ** 2;
-    const inv = 1 / Math.sqrt(Math.fround(squares / rows + eps));
+    const { mu, v } = columnStatistics(x, rows, c, f);
+    const inv = 1 / Math.sqrt(Math.fround(v + eps));
     let sumDy = 0;
     let sumDyXhat = 0;
     for (let r = 0; r < rows; r++) {

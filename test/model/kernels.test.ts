@@ -636,18 +636,29 @@ function composedT5Block(
   return tf.add(x1, dropout(dense(dropout(gelu(dense(h2, p.w1)), ctx), p.w2), ctx));
 }
 
-test("whole training steps on the fast path give the cpu backend's losses and BatchNorm statistics", async (t) => {
-  if (fastReason) return t.skip(fastReason);
-  await tf.setBackend("wasm");
-  if (!fusedOpsReady()) return t.skip("native kernels not built");
+/** The tiny model on small clips (4 video, 16 audio tokens): a batch of 4 with 2 captions, and a fresh model. */
+function smallTraining() {
   const c = tinyTestConfig({
     videoGeometry: { frames: 4, height: 32, width: 32 },
     audioGeometry: { samples: 2048 },
   });
-  const batch = syntheticBatch(c, 4, 2);
-  const run = () => {
+  const fresh = () => {
     const m = createModel(c, 3);
-    const opt = createOptimizer(pretrainingOptimizer({ lr: 1e-3, warmupSteps: 1, totalSteps: 10 }), m.params);
+    return {
+      m,
+      opt: createOptimizer(pretrainingOptimizer({ lr: 1e-3, warmupSteps: 1, totalSteps: 10 }), m.params),
+    };
+  };
+  return { batch: syntheticBatch(c, 4, 2), fresh };
+}
+
+test("whole training steps on the fast path give the cpu backend's losses and BatchNorm statistics", async (t) => {
+  if (fastReason) return t.skip(fastReason);
+  await tf.setBackend("wasm");
+  if (!fusedOpsReady()) return t.skip("native kernels not built");
+  const { batch, fresh } = smallTraining();
+  const run = () => {
+    const { m, opt } = fresh();
     const results = [0, 1, 2].map(() => trainStep(m, opt, batch, { seed: 11 }));
     const moving = Object.values(m.state).map((t) => t.dataSync() as Float32Array);
     disposeOptimizer(opt);
@@ -718,13 +729,8 @@ test("a tiny training step runs on the fused kernels (a silent fallback would be
   if (fastReason) return t.skip(fastReason);
   await tf.setBackend("wasm");
   if (!fusedOpsReady()) return t.skip("native kernels not built");
-  const c = tinyTestConfig({
-    videoGeometry: { frames: 4, height: 32, width: 32 },
-    audioGeometry: { samples: 2048 },
-  });
-  const m = createModel(c, 3);
-  const opt = createOptimizer(pretrainingOptimizer({ lr: 1e-3, warmupSteps: 1, totalSteps: 10 }), m.params);
-  const batch = syntheticBatch(c, 4, 2);
+  const { batch, fresh } = smallTraining();
+  const { m, opt } = fresh();
   trainStep(m, opt, batch, { seed: 1 });
   const profile = await tf.profile(() => {
     trainStep(m, opt, batch, { seed: 1 });
