@@ -26,7 +26,8 @@
 import { stat } from "node:fs/promises";
 import { uninitialisedBytes, uninitialisedFloat32 } from "../pipeline/buffers.js";
 import { type CapturedOutput, MediaError, runMediaToolCaptured } from "../pipeline/ffmpeg.js";
-import { type MediaInfo, probe } from "../pipeline/probe.js";
+import { libavPool, libavStatus } from "../pipeline/libav-pool.js";
+import { type MediaInfo, probe as probeFile } from "../pipeline/probe.js";
 import { type Random, randomFor } from "../pipeline/random.js";
 import type { ClipRef, DecodedClip } from "../pipeline/records.js";
 
@@ -52,6 +53,12 @@ export interface DecodeOptions {
   threads: number;
   /** Run seed: the window of sample (epoch, index) comes from randomFor(seed, epoch, index, "window"). */
   seed: number;
+  /**
+   * Who decodes: "libav" (FFmpeg's libraries in worker threads of this process, pipeline/libav.ts: ~2 ms of CPU a
+   * small clip), "process" (one ffmpeg process per clip, as below: ~8.5 ms, but a decoder crash cannot reach this
+   * process), or "auto" (libav when node-av loads here).
+   */
+  decoder: "auto" | "libav" | "process";
 }
 
 export const defaultDecodeOptions: DecodeOptions = {
@@ -64,6 +71,7 @@ export const defaultDecodeOptions: DecodeOptions = {
   timeoutMs: 30_000,
   threads: 1,
   seed: 0,
+  decoder: "auto",
 };
 
 /** A crop, resize and flip that ffmpeg applies in its filter graph instead of the typed-array kernels. */
@@ -363,6 +371,23 @@ async function readAudio(
   return { audio, audioSamples };
 }
 
+/**
+ * Whether clips are decoded in this process: always for "libav" (a MediaError when node-av does not load), when
+ * node-av loads for "auto".
+ */
+export async function decodesInProcess(decoder: DecodeOptions["decoder"]): Promise<boolean> {
+  if (decoder === "process") return false;
+  const status = await libavStatus();
+  if (!status.available && decoder === "libav") {
+    throw new MediaError(
+      `decoder 'libav' cannot run: ${status.reason}; set data.decoder to 'process'`,
+      undefined,
+      "spawn",
+    );
+  }
+  return status.available;
+}
+
 async function runDecode(
   file: string,
   start: number,
@@ -370,6 +395,20 @@ async function runDecode(
   call: DecodeCall,
   geometry: FilterGeometry | undefined,
 ): Promise<RawDecode> {
+  if (await decodesInProcess(opts.decoder)) {
+    const job = {
+      file,
+      start,
+      frames: opts.frames,
+      rate: effectiveFrameRate(opts),
+      seconds: clipSeconds(opts),
+      sampleRate: opts.sampleRate,
+      samples: clipSamples(opts),
+      shortSide: opts.shortSide,
+      geometry,
+    };
+    return libavPool().decode(job, { timeoutMs: opts.timeoutMs, signal: call.signal });
+  }
   const run = (withAudio: boolean): Promise<RawDecode> =>
     runMediaToolCaptured(
       "ffmpeg",
@@ -439,14 +478,17 @@ const PROBE_CACHE_SIZE = 4096;
 /** `probe`, remembered per file while its size and modification time stay the same (a stat instead of ffprobe). */
 export async function probeCached(
   file: string,
-  opts: { timeoutMs?: number; signal?: AbortSignal } = {},
+  opts: { timeoutMs?: number; signal?: AbortSignal; inProcess?: boolean } = {},
 ): Promise<MediaInfo> {
+  const probe = opts.inProcess
+    ? (f: string) => libavPool().probe(f, opts)
+    : (f: string) => probeFile(f, opts);
   let stamp: string;
   try {
     const st = await stat(file);
     stamp = `${st.size}:${st.mtimeMs}:${st.ino}`;
   } catch {
-    return probe(file, opts); // its own error names the file and the reason
+    return probe(file); // its own error names the file and the reason
   }
   const known = probeCache.get(file);
   if (known && known.stamp === stamp) {
@@ -454,7 +496,7 @@ export async function probeCached(
     probeCache.set(file, known);
     return known.info;
   }
-  const info = await probe(file, opts);
+  const info = await probe(file);
   probeCache.set(file, { stamp, info });
   if (probeCache.size > PROBE_CACHE_SIZE) probeCache.delete(probeCache.keys().next().value as string);
   return info;
@@ -472,11 +514,16 @@ export async function decodeClip(
   const opts = { ...defaultDecodeOptions, ...options };
   const seconds = clipSeconds(opts);
   const windowRng = () => randomFor(opts.seed, ref.epoch, ref.index, "window");
+  const probeOpts = {
+    timeoutMs: opts.timeoutMs,
+    signal: call.signal,
+    inProcess: await decodesInProcess(opts.decoder),
+  };
   let duration = ref.duration;
   let geometry: FilterGeometry | undefined;
   if (call.geometry) {
     // The filter-graph crop needs the frame size before decoding: probed once per file (and change of it).
-    const info = await probeCached(ref.path, { timeoutMs: opts.timeoutMs, signal: call.signal });
+    const info = await probeCached(ref.path, probeOpts);
     const turned = info.rotation === 90 || info.rotation === 270;
     const size = scaledSize(
       turned ? info.height : info.width,
@@ -490,8 +537,7 @@ export async function decodeClip(
   let raw = await runDecode(ref.path, start, opts, call, geometry);
   if (raw.got < opts.frames && start > 0) {
     // The window ran past the end of the file (its length was not known): move it back and decode again.
-    const known =
-      duration ?? (await probeCached(ref.path, { timeoutMs: opts.timeoutMs, signal: call.signal })).duration;
+    const known = duration ?? (await probeCached(ref.path, probeOpts)).duration;
     const moved = chooseWindowStart(ref, seconds, opts.window, windowRng(), known);
     if (moved < start - 1e-6) {
       start = moved;

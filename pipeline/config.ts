@@ -70,7 +70,9 @@ export const PRETRAIN_SCHEMA = {
       integer: true,
       min: 1,
       max: 64,
-      help: "clips decoded at once (examples are the same at any value; more overlaps decoding with the model step)",
+      help:
+        "clips decoded at once (examples are the same at any value; more overlaps decoding with the model step; " +
+        "with the libav decoder they queue in its threads, and 32 keeps them busy through a training step)",
     },
     buffer: {
       kind: "number",
@@ -78,6 +80,14 @@ export const PRETRAIN_SCHEMA = {
       integer: true,
       min: 1,
       help: "decoded examples held ahead of the model",
+    },
+    decoder: {
+      kind: "string",
+      default: "auto",
+      choices: ["auto", "libav", "process"],
+      help:
+        "who decodes: FFmpeg's libraries in worker threads of this process (libav, ~4x less CPU a small clip), one " +
+        "ffmpeg process per clip (process: a decoder crash cannot reach the run), or libav when it loads (auto)",
     },
     decodeTimeoutMs: {
       kind: "number",

@@ -51,6 +51,7 @@ export function decodeOptionsFor(model: ModelConfig, config: PretrainConfig): Pa
     sampleRate: Math.round(model.audioGeometry.samples / seconds),
     shortSide: Math.max(config.data.decodeShortSide, model.videoGeometry.height, model.videoGeometry.width),
     timeoutMs: config.data.decodeTimeoutMs,
+    decoder: config.data.decoder as DecodeOptions["decoder"],
   };
 }
 

@@ -43,6 +43,9 @@ export function demoDefaults(dataDir: string): Record<string, unknown> {
       howto100mWeight: 2,
       clipsPerVideo: 2,
       heldOutShare: 0.2,
+      // Queued in the decoding threads, enough clips to keep them busy while a training step holds this thread.
+      concurrency: 32,
+      buffer: 32,
     },
     augment: { minArea: 0.3 },
     train: {

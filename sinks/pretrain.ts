@@ -14,7 +14,9 @@ import { loadCheckpoint } from "../model/checkpoint.js";
 import { paramCounts } from "../model/info.js";
 import { createOptimizer, disposeOptimizer, pretrainingOptimizer } from "../model/optim.js";
 import { createModel, disposeModel } from "../model/vatt.js";
+import type { DecodeOptions } from "../operators/decode.js";
 import type { PretrainConfig } from "../pipeline/config.js";
+import { libavStatus } from "../pipeline/libav-pool.js";
 import type { StreamPosition } from "../pipeline/order.js";
 import {
   decodeOptionsFor,
@@ -82,6 +84,20 @@ async function checkRunDir(runDir: string, resume: boolean): Promise<void> {
   }
 }
 
+/** Which decoder the run uses, for its first lines; a RunError when the one asked for cannot run here. */
+async function describeDecoder(decoder: DecodeOptions["decoder"]): Promise<string> {
+  if (decoder === "process") return "decoding clips with one ffmpeg process each (data.decoder: process)";
+  const status = await libavStatus();
+  if (status.available)
+    return "decoding clips with FFmpeg's libraries in worker threads (data.decoder: libav)";
+  if (decoder === "libav") {
+    throw new RunError(
+      `data.decoder is 'libav' but ${status.reason}: set data.decoder to 'process' or 'auto'`,
+    );
+  }
+  return `decoding clips with one ffmpeg process each (${status.reason})`;
+}
+
 /** Loss and learning-rate curves from metrics.jsonl (the whole history, resumed parts included). */
 async function writePlots(runDir: string): Promise<string[]> {
   const lines = (await readFile(join(runDir, "metrics.jsonl"), "utf8"))
@@ -133,6 +149,7 @@ export async function runPretraining(
       : "";
   const passed = backend.skipped.length ? `; passed over ${backend.skipped.join(", ")}` : "";
   log(`vatt: backend ${backend.name}${fast}${passed}`);
+  log(`vatt: ${await describeDecoder(config.data.decoder as DecodeOptions["decoder"])}`);
 
   // Each distinct problem is printed once (a bad file fails again every pass), the first few only; all are counted.
   const shown = new Set<string>();

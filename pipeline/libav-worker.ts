@@ -1,0 +1,37 @@
+/**
+ * Entry of a decoding worker thread (pipeline/libav-pool.ts): takes one job at a time, decodes or probes it with
+ * pipeline/libav.ts, and sends the result back with its buffers transferred, not copied.
+ */
+import { parentPort } from "node:worker_threads";
+import type { LibavDecodeJob } from "./libav.js";
+
+export type WorkerRequest =
+  | { id: number; kind: "decode"; job: LibavDecodeJob }
+  | { id: number; kind: "probe"; file: string };
+
+export type WorkerReply =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; message: string; kind: "missing" | "invalid" | "failed" };
+
+const port = parentPort;
+if (!port) throw new Error("pipeline/libav-worker.js runs as a worker thread only");
+
+const { LibavDecoder, LibavError, libavProbe } = await import("./libav.js");
+const decoder = new LibavDecoder();
+
+port.on("message", (request: WorkerRequest) => {
+  try {
+    if (request.kind === "probe") {
+      port.postMessage({ id: request.id, ok: true, result: libavProbe(request.file) } satisfies WorkerReply);
+      return;
+    }
+    const result = decoder.decode(request.job);
+    const transfer = [result.frames.buffer as ArrayBuffer];
+    if (result.audio) transfer.push(result.audio.buffer as ArrayBuffer);
+    port.postMessage({ id: request.id, ok: true, result } satisfies WorkerReply, transfer);
+  } catch (err) {
+    const kind = err instanceof LibavError ? err.kind : "failed";
+    const message = err instanceof Error ? err.message : String(err);
+    port.postMessage({ id: request.id, ok: false, message, kind } satisfies WorkerReply);
+  }
+});
