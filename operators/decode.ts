@@ -23,6 +23,7 @@
  * - Corrupt, truncated, missing or hanging files: a MediaError (kind "invalid", "missing", "timeout", ...) that the
  *   stream turns into a counted skip; hanging decodes are killed at `timeoutMs`.
  */
+import type { Stats } from "node:fs";
 import { stat } from "node:fs/promises";
 import { uninitialisedBytes, uninitialisedFloat32 } from "../pipeline/buffers.js";
 import { type CapturedOutput, MediaError, runMediaToolCaptured } from "../pipeline/ffmpeg.js";
@@ -394,8 +395,9 @@ async function runDecode(
   opts: DecodeOptions,
   call: DecodeCall,
   geometry: FilterGeometry | undefined,
+  inProcess: boolean,
 ): Promise<RawDecode> {
-  if (await decodesInProcess(opts.decoder)) {
+  if (inProcess) {
     const job = {
       file,
       start,
@@ -478,14 +480,14 @@ const PROBE_CACHE_SIZE = 4096;
 /** `probe`, remembered per file while its size and modification time stay the same (a stat instead of ffprobe). */
 export async function probeCached(
   file: string,
-  opts: { timeoutMs?: number; signal?: AbortSignal; inProcess?: boolean } = {},
+  opts: { timeoutMs?: number; signal?: AbortSignal; inProcess?: boolean; stats?: Stats } = {},
 ): Promise<MediaInfo> {
   const probe = opts.inProcess
     ? (f: string) => libavPool().probe(f, opts)
     : (f: string) => probeFile(f, opts);
   let stamp: string;
   try {
-    const st = await stat(file);
+    const st = opts.stats ?? (await stat(file));
     stamp = `${st.size}:${st.mtimeMs}:${st.ino}`;
   } catch {
     return probe(file); // its own error names the file and the reason
@@ -514,11 +516,11 @@ export async function decodeClip(
   const opts = { ...defaultDecodeOptions, ...options };
   const seconds = clipSeconds(opts);
   const windowRng = () => randomFor(opts.seed, ref.epoch, ref.index, "window");
-  const probeOpts = {
-    timeoutMs: opts.timeoutMs,
-    signal: call.signal,
-    inProcess: await decodesInProcess(opts.decoder),
-  };
+  // libav reads regular files only: opening a FIFO or a device can block its thread for good, where a hung ffmpeg
+  // process can be killed. Anything else goes to the process decoder.
+  const stats = await stat(ref.path).catch(() => undefined);
+  const inProcess = (await decodesInProcess(opts.decoder)) && (stats === undefined || stats.isFile());
+  const probeOpts = { timeoutMs: opts.timeoutMs, signal: call.signal, inProcess, stats };
   let duration = ref.duration;
   let geometry: FilterGeometry | undefined;
   if (call.geometry) {
@@ -534,14 +536,14 @@ export async function decodeClip(
     duration = duration ?? info.duration;
   }
   let start = chooseWindowStart(ref, seconds, opts.window, windowRng(), duration);
-  let raw = await runDecode(ref.path, start, opts, call, geometry);
+  let raw = await runDecode(ref.path, start, opts, call, geometry, inProcess);
   if (raw.got < opts.frames && start > 0) {
     // The window ran past the end of the file (its length was not known): move it back and decode again.
     const known = duration ?? (await probeCached(ref.path, probeOpts)).duration;
     const moved = chooseWindowStart(ref, seconds, opts.window, windowRng(), known);
     if (moved < start - 1e-6) {
       start = moved;
-      raw = await runDecode(ref.path, start, opts, call, geometry);
+      raw = await runDecode(ref.path, start, opts, call, geometry, inProcess);
     }
   }
   if (raw.got === 0) {

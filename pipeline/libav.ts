@@ -442,7 +442,9 @@ export class LibavDecoder {
     const outHeight = g?.outHeight ?? size.height;
     const frameBytes = outWidth * outHeight * 3;
     const out = new Uint8Array(job.frames * frameBytes);
-    const target = (index: number) => [Buffer.from(out.buffer, out.byteOffset + index * frameBytes, frameBytes)];
+    const target = (index: number) => [
+      Buffer.from(out.buffer, out.byteOffset + index * frameBytes, frameBytes),
+    ];
     if (!g) {
       // No crop: one call from the upright planes to the scaled RGB picture (ffmpeg's single scale).
       return {
@@ -497,7 +499,11 @@ class PlanarPicture {
     this.strides = [(width + 63) & ~63, (chromaWidth + 63) & ~63, (chromaWidth + 63) & ~63];
     const sizes = [this.strides[0] * height, this.strides[1] * chromaHeight, this.strides[2] * chromaHeight];
     const all = Buffer.alloc(sizes[0] + sizes[1] + sizes[2]);
-    this.planes = [all.subarray(0, sizes[0]), all.subarray(sizes[0], sizes[0] + sizes[1]), all.subarray(sizes[0] + sizes[1])];
+    this.planes = [
+      all.subarray(0, sizes[0]),
+      all.subarray(sizes[0], sizes[0] + sizes[1]),
+      all.subarray(sizes[0] + sizes[1]),
+    ];
   }
 }
 
@@ -538,7 +544,8 @@ class UprightPlanes {
     this.width = quarter ? first.height : first.width;
     this.height = quarter ? first.width : first.height;
     // A quarter turn swaps the chroma subsampling's axes: only 4:2:0 and 4:4:4 stay themselves.
-    if (quarter && cw !== ch) throw new LibavError("rotated 4:2:2 video is not supported; re-encode it", "invalid");
+    if (quarter && cw !== ch)
+      throw new LibavError("rotated 4:2:2 video is not supported; re-encode it", "invalid");
     if (rotation !== 0) this.turned = new PlanarPicture(this.width, this.height, cw, ch);
   }
 

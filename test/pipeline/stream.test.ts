@@ -148,7 +148,7 @@ describe("pretraining stream on real media", () => {
         let got = 0;
         for await (const _ of pretrainingExamples(refs, {
           seed: 0,
-          decode,
+          decode: { ...decode, decoder: "process" }, // what is checked here is the child processes
           augment,
           geometryIn,
           concurrency: 4,
@@ -174,7 +174,7 @@ describe("pretraining stream on real media", () => {
           const out = await collect(
             pretrainingExamples(refsOver(videos, 2), {
               seed: 0,
-              decode: { ...decode, timeoutMs: 300 },
+              decode: { ...decode, timeoutMs: 300, decoder: "process" }, // FFMPEG_PATH is a hanging fake
               augment,
               geometryIn,
               skips,
