@@ -193,10 +193,11 @@ export function libavStatus(): Promise<{ available: boolean; reason?: string }> 
 let shared: LibavPool | undefined;
 
 /**
- * The process's decoding pool, made on first use with `workers` threads (default: one per core) and grown when a
- * later caller asks for more.
+ * The process's decoding pool, made on first use with `workers` threads and grown when a later caller asks for more.
+ * The default leaves one core to the thread that trains: on the demo (2 cores) one decoding thread gave 360-373
+ * examples/s against 342-352 with two, which took CPU from the training step.
  */
-export function libavPool(workers = availableParallelism()): LibavPool {
+export function libavPool(workers = Math.max(1, availableParallelism() - 1)): LibavPool {
   shared ??= new LibavPool(workers);
   shared.grow(workers);
   return shared;

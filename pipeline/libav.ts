@@ -303,6 +303,11 @@ export class LibavDecoder {
     const as = input.audio;
     const origin = input.startTime + job.start;
     const rotation = rotationOf(vs);
+    // Read once: each property read crosses into the binding and builds a new object.
+    const videoTime = vs.timeBase;
+    const videoIndex = vs.index;
+    const audioTime = as?.timeBase ?? videoTime;
+    const audioIndex = as?.index ?? -1;
     const limit = job.seconds + 2 / job.rate; // as `-t` on the input
     check(
       input.fmt.seekFrameSync(-1, BigInt(Math.round(origin * 1e6)), AVSEEK_FLAG_BACKWARD),
@@ -334,7 +339,7 @@ export class LibavDecoder {
     };
     const onVideoFrame = () => {
       const ts = frame.bestEffortTimestamp !== AV_NOPTS_VALUE ? frame.bestEffortTimestamp : frame.pts;
-      const t = seconds(ts, vs.timeBase) - origin;
+      const t = seconds(ts, videoTime) - origin;
       if (t < -1e-9) return; // before the window: ffmpeg's accurate seek drops it
       if (t >= limit) {
         // The stream goes on past the window: the last picture before it fills the remaining slots.
@@ -353,7 +358,7 @@ export class LibavDecoder {
       pending.unref();
       pending.ref(frame);
       hasPending = true;
-      const duration = frame.duration > 0n ? seconds(frame.duration, vs.timeBase) : frameDuration;
+      const duration = frame.duration > 0n ? seconds(frame.duration, videoTime) : frameDuration;
       pendingEnd = t + duration;
     };
 
@@ -364,7 +369,7 @@ export class LibavDecoder {
     const onAudioFrame = () => {
       if (!as || !audioOut) return;
       const t =
-        seconds(frame.pts !== AV_NOPTS_VALUE ? frame.pts : frame.bestEffortTimestamp, as.timeBase) - origin;
+        seconds(frame.pts !== AV_NOPTS_VALUE ? frame.pts : frame.bestEffortTimestamp, audioTime) - origin;
       const n = frame.nbSamples;
       if (t >= job.seconds) {
         audioDone = true;
@@ -393,10 +398,11 @@ export class LibavDecoder {
     };
     while (!(videoDone && audioDone)) {
       if (input.fmt.readFrameSync(packet) < 0) break; // end of file (or a read error: keep what was decoded)
-      if (packet.streamIndex === vs.index && !videoDone) {
+      const stream = packet.streamIndex;
+      if (stream === videoIndex && !videoDone) {
         // A damaged packet is skipped, as ffmpeg does; a file with nothing decodable ends with no frames.
         if (videoCtx.sendPacketSync(packet) >= 0) receive(videoCtx, onVideoFrame);
-      } else if (as && audioCtx && packet.streamIndex === as.index && !audioDone) {
+      } else if (audioCtx && stream === audioIndex && !audioDone) {
         if (audioCtx.sendPacketSync(packet) >= 0) receive(audioCtx, onAudioFrame);
       }
       packet.unref();
