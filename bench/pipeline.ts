@@ -3,9 +3,10 @@
  * into `-f null`, on the same clips with the same parallelism (2 workers).
  *
  * Sources: 640x360 H.264 + AAC 44.1 kHz, made with ffmpeg in a temp dir. Each clip: seek, 32 frames at 10 fps,
- * short side 256, rgb24, and 3.2 s of 48 kHz mono float audio. Ours adds the transfer of the frames (PPM into a
- * temp file, read once into the clip), the crop + bilinear resize to 224x224 + flip, colour augmentation, [-1, 1]
- * scaling and audio noise. `demo` repeats the comparison for the clip `npm start` trains on (160x120 sources, 8
+ * short side 256, rgb24, and 3.2 s of 48 kHz mono float audio. Ours decodes with the default decoder (FFmpeg's
+ * libraries in 2 worker threads here; `data.decoder: process` is one ffmpeg per clip, the reference's own
+ * command) and adds the crop + bilinear resize to 224x224 + flip, colour augmentation, [-1, 1] scaling and audio
+ * noise. `demo` repeats the comparison for the clip `npm start` trains on (160x120 sources, 8
  * frames, short side 80 -> 64x64, 8192 samples at 10.24 kHz). `nodeCpuMsPerClip`: this process's CPU per clip.
  *
  * Both placements of crop/resize/flip are measured. "ratio" is the default, crop + resize + flip in ffmpeg's filter
@@ -253,7 +254,7 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
           concurrency: WORKERS,
           buffer: 2,
           geometryIn,
-          decode,
+          decode: { ...decode, workers: WORKERS }, // nothing trains here: both cores decode, as ffmpeg alone's do
           augment,
         });
         for await (const e of examples) if (e.video.length > 0) n += 1;

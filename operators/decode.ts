@@ -60,6 +60,11 @@ export interface DecodeOptions {
    * process), or "auto" (libav when node-av loads here).
    */
   decoder: "auto" | "libav" | "process";
+  /**
+   * Decoding threads of the libav decoder; 0 leaves one core to the thread that trains (one per core but one). The
+   * process's pool grows to the most any caller asks for.
+   */
+  workers: number;
 }
 
 export const defaultDecodeOptions: DecodeOptions = {
@@ -73,6 +78,7 @@ export const defaultDecodeOptions: DecodeOptions = {
   threads: 1,
   seed: 0,
   decoder: "auto",
+  workers: 0,
 };
 
 /** A crop, resize and flip that ffmpeg applies in its filter graph instead of the typed-array kernels. */
@@ -409,7 +415,10 @@ async function runDecode(
       shortSide: opts.shortSide,
       geometry,
     };
-    return libavPool().decode(job, { timeoutMs: opts.timeoutMs, signal: call.signal });
+    return libavPool(opts.workers || undefined).decode(job, {
+      timeoutMs: opts.timeoutMs,
+      signal: call.signal,
+    });
   }
   const run = (withAudio: boolean): Promise<RawDecode> =>
     runMediaToolCaptured(

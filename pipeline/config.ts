@@ -89,6 +89,16 @@ export const PRETRAIN_SCHEMA = {
         "who decodes: FFmpeg's libraries in worker threads of this process (libav, ~4x less CPU a small clip), one " +
         "ffmpeg process per clip (process: a decoder crash cannot reach the run), or libav when it loads (auto)",
     },
+    decodeWorkers: {
+      kind: "number",
+      default: 0,
+      integer: true,
+      min: 0,
+      max: 64,
+      help:
+        "decoding threads of the libav decoder (0: one per core but one, which trains; a run that does not train, " +
+        "or trains a model that leaves cores idle, may use them all)",
+    },
     decodeTimeoutMs: {
       kind: "number",
       default: 30000,
