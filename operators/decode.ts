@@ -27,7 +27,7 @@ import type { Stats } from "node:fs";
 import { stat } from "node:fs/promises";
 import { uninitialisedBytes, uninitialisedFloat32 } from "../pipeline/buffers.js";
 import { type CapturedOutput, MediaError, runMediaToolCaptured } from "../pipeline/ffmpeg.js";
-import { libavPool, libavStatus } from "../pipeline/libav-pool.js";
+import { LeftToFfmpeg, libavPool, libavStatus } from "../pipeline/libav-pool.js";
 import { type MediaInfo, probe as probeFile } from "../pipeline/probe.js";
 import { type Random, randomFor } from "../pipeline/random.js";
 import type { ClipRef, DecodedClip } from "../pipeline/records.js";
@@ -195,7 +195,8 @@ export function ffmpegDecodeArgs(
     "-frames:v",
     String(opts.frames),
   );
-  args.push("-f", "image2pipe", "-c:v", "ppm", "pipe:1");
+  // rgb24 whatever the source: a 10-bit one would otherwise come out as 16-bit PPM.
+  args.push("-f", "image2pipe", "-c:v", "ppm", "-pix_fmt", "rgb24", "pipe:1");
   if (withAudio) {
     args.push("-map", "0:a:0", "-ac", "1", "-ar", String(opts.sampleRate), "-t", seconds.toFixed(6));
     args.push("-c:a", "pcm_f32le", "-f", "f32le", "pipe:3");
@@ -415,10 +416,15 @@ async function runDecode(
       shortSide: opts.shortSide,
       geometry,
     };
-    return libavPool(opts.workers || undefined).decode(job, {
-      timeoutMs: opts.timeoutMs,
-      signal: call.signal,
-    });
+    try {
+      return await libavPool(opts.workers || undefined).decode(job, {
+        timeoutMs: opts.timeoutMs,
+        signal: call.signal,
+      });
+    } catch (err) {
+      if (!(err instanceof LeftToFfmpeg)) throw err;
+      // On to the ffmpeg process below: the same frames where both decode, and its own handling of the rest.
+    }
   }
   const run = (withAudio: boolean): Promise<RawDecode> =>
     runMediaToolCaptured(

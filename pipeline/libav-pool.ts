@@ -25,9 +25,14 @@ interface Job {
   timeoutMs: number;
   signal?: AbortSignal;
   resolve: (value: unknown) => void;
-  reject: (err: MediaError) => void;
+  reject: (err: MediaError | LeftToFfmpeg) => void;
   settled: boolean;
   onAbort?: () => void;
+}
+
+/** A clip the in-process decoder leaves to an ffmpeg process (say a 10-bit or paletted picture): not a failure. */
+export class LeftToFfmpeg extends Error {
+  override name = "LeftToFfmpeg";
 }
 
 interface Slot {
@@ -152,8 +157,13 @@ export class LibavPool {
     if (!job || job.request.id !== reply.id) return;
     slot.jobs.shift();
     this.startTimer(slot); // the worker goes straight on to the next one
-    if (reply.ok) this.settle(job, () => job.resolve(reply.result));
-    else this.settle(job, () => job.reject(new MediaError(reply.message, job.file, reply.kind)));
+    if (reply.ok) {
+      this.settle(job, () => job.resolve(reply.result));
+      return;
+    }
+    const { kind, message } = reply;
+    const err = kind === "unsupported" ? new LeftToFfmpeg(message) : new MediaError(message, job.file, kind);
+    this.settle(job, () => job.reject(err));
   }
 
   /**

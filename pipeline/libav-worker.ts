@@ -11,7 +11,7 @@ export type WorkerRequest =
 
 export type WorkerReply =
   | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; message: string; kind: "missing" | "invalid" | "failed" };
+  | { id: number; ok: false; message: string; kind: "missing" | "invalid" | "unsupported" | "failed" };
 
 const port = parentPort;
 if (!port) throw new Error("pipeline/libav-worker.js runs as a worker thread only");

@@ -86,11 +86,14 @@ export interface LibavDecodeResult {
   audioSamples: number;
 }
 
-/** A failure with the kind MediaError uses ("missing" or "invalid"). */
+/**
+ * A failure: "missing" and "invalid" as MediaError's kinds; "unsupported" for a file this decoder leaves to an ffmpeg
+ * process (a pixel format other than 8-bit planar YUV, a picture size that changes within the clip).
+ */
 export class LibavError extends Error {
   constructor(
     message: string,
-    readonly kind: "missing" | "invalid",
+    readonly kind: "missing" | "invalid" | "unsupported",
   ) {
     super(message);
   }
@@ -127,15 +130,28 @@ class Input {
   audio: Stream | undefined;
   /** The file's start time in seconds (the earliest stream start), which `-ss` is relative to. */
   startTime = 0;
+  /** Whether the container describes its streams and indexes its keyframes in its header (MP4/MOV, Matroska/WebM). */
+  indexed = false;
 
   constructor(readonly file: string) {
     check(this.fmt.openInputSync(file, null, null), "cannot open", file);
-    let streams = this.fmt.streams;
-    // MP4, WebM and most containers describe their streams in the header; probing packets costs ~0.3 ms a clip.
-    if (streams.length === 0 || streams.some((s) => s.codecpar.codecId === 0)) {
-      check(this.fmt.findStreamInfoSync(null), "cannot read the streams of", file);
-      streams = this.fmt.streams;
+    try {
+      this.choose();
+    } catch (err) {
+      this.close();
+      throw err;
     }
+  }
+
+  private choose(): void {
+    const file = this.file;
+    // MP4/MOV and Matroska/WebM headers describe every stream (sizes, rates, start times) and index their keyframes:
+    // those are decoded here. Other containers (MPEG-TS, raw streams, ...) need packets read to learn their streams
+    // and seek by bytes: they are probed here (packets read, as ffprobe does) and decoded by an ffmpeg process.
+    const format = this.fmt.iformat?.name ?? "";
+    this.indexed = format.startsWith("mov,mp4") || format.startsWith("matroska");
+    if (!this.indexed) check(this.fmt.findStreamInfoSync(null), "cannot read the streams of", file);
+    const streams = this.fmt.streams;
     this.video = streams.find(
       (s) => s.codecpar.codecType === AVMEDIA_TYPE_VIDEO && !(s.disposition & AV_DISPOSITION_ATTACHED_PIC),
     );
@@ -151,11 +167,16 @@ class Input {
     const codec = Codec.findDecoder(stream.codecpar.codecId);
     if (!codec) throw new LibavError(`no decoder for a stream of '${this.file}'`, "invalid");
     const ctx = new CodecContext();
-    ctx.allocContext3(codec);
-    check(ctx.parametersToContext(stream.codecpar), "cannot set up a decoder for", this.file);
-    ctx.threadCount = 1; // one clip per worker, one worker per core
-    check(ctx.open2Sync(codec, null), "cannot open the decoder for", this.file);
-    return ctx;
+    try {
+      ctx.allocContext3(codec);
+      check(ctx.parametersToContext(stream.codecpar), "cannot set up a decoder for", this.file);
+      ctx.threadCount = 1; // one clip per worker, one worker per core
+      check(ctx.open2Sync(codec, null), "cannot open the decoder for", this.file);
+      return ctx;
+    } catch (err) {
+      ctx.freeContext();
+      throw err;
+    }
   }
 
   close(): void {
@@ -222,7 +243,11 @@ class ScalerCache {
   get(sw: number, sh: number, format: number, dw: number, dh: number, to = AV_PIX_FMT_RGB24 as number) {
     const key = `${sw}x${sh}:${format}>${dw}x${dh}:${to}`;
     let ctx = this.contexts.get(key);
-    if (ctx) return ctx;
+    if (ctx) {
+      this.contexts.delete(key); // most recently used goes last
+      this.contexts.set(key, ctx);
+      return ctx;
+    }
     ctx = new SoftwareScaleContext();
     ctx.getContext(sw, sh, format as never, dw, dh, to as never, SWS_BILINEAR);
     if (this.contexts.size >= 16) {
@@ -265,6 +290,10 @@ export class LibavDecoder {
 
   decode(job: LibavDecodeJob): LibavDecodeResult {
     const input = new Input(job.file);
+    if (!input.indexed) {
+      input.close();
+      throw new LibavError(`the container of '${job.file}' is left to ffmpeg`, "unsupported");
+    }
     const packet = new Packet();
     const frame = new Frame();
     const pending = new Frame();
@@ -309,11 +338,8 @@ export class LibavDecoder {
     const audioTime = as?.timeBase ?? videoTime;
     const audioIndex = as?.index ?? -1;
     const limit = job.seconds + 2 / job.rate; // as `-t` on the input
-    check(
-      input.fmt.seekFrameSync(-1, BigInt(Math.round(origin * 1e6)), AVSEEK_FLAG_BACKWARD),
-      "cannot seek in",
-      job.file,
-    );
+    // A failed seek leaves the demuxer at the start: decoding on from there is slower, not wrong (as ffmpeg does).
+    input.fmt.seekFrameSync(-1, BigInt(Math.round(origin * 1e6)), AVSEEK_FLAG_BACKWARD);
 
     let out: Uint8Array | undefined;
     let outWidth = 0;
@@ -326,6 +352,7 @@ export class LibavDecoder {
     const frameDuration = avg && avg.num > 0 && avg.den > 0 ? avg.den / avg.num : 1 / job.rate;
     let videoDone = false;
     let convert: ((src: Frame, index: number) => void) | undefined;
+    let first = { width: 0, height: 0, format: -1 };
 
     const emit = (upTo: number) => {
       // `pending` is the picture for every slot from `slot` up to `upTo` (exclusive): convert once, copy after.
@@ -349,7 +376,17 @@ export class LibavDecoder {
         return;
       }
       if (!out) {
+        first = { width: frame.width, height: frame.height, format: frame.format as number };
         ({ out, outWidth, outHeight, convert } = this.converter(job, frame, rotation));
+      } else if (
+        frame.width !== first.width ||
+        frame.height !== first.height ||
+        frame.format !== first.format
+      ) {
+        throw new LibavError(
+          `the picture of '${job.file}' changes size or format within the clip`,
+          "unsupported",
+        );
       }
       const s = Math.max(0, Math.ceil(t * job.rate - 1e-6)); // round=up
       if (hasPending && s > pendingSlot) emit(s);
@@ -366,11 +403,14 @@ export class LibavDecoder {
     let audioSamples = 0;
     let audioDone = !as;
     let resampler: SoftwareResampleContext | undefined;
+    let audioNext = Number.NEGATIVE_INFINITY;
     const onAudioFrame = () => {
       if (!as || !audioOut) return;
-      const t =
-        seconds(frame.pts !== AV_NOPTS_VALUE ? frame.pts : frame.bestEffortTimestamp, audioTime) - origin;
+      const ts = frame.pts !== AV_NOPTS_VALUE ? frame.pts : frame.bestEffortTimestamp;
+      // A frame without a timestamp (some MPEG-TS audio) follows the one before it.
+      const t = ts !== AV_NOPTS_VALUE ? seconds(ts, audioTime) - origin : audioNext;
       const n = frame.nbSamples;
+      audioNext = t + n / frame.sampleRate;
       if (t >= job.seconds) {
         audioDone = true;
         return;
@@ -399,6 +439,12 @@ export class LibavDecoder {
     while (!(videoDone && audioDone)) {
       if (input.fmt.readFrameSync(packet) < 0) break; // end of file (or a read error: keep what was decoded)
       const stream = packet.streamIndex;
+      if (videoDone && (stream === videoIndex || stream === audioIndex) && packet.pts !== AV_NOPTS_VALUE) {
+        // With the pictures done, a packet well past the window ends the audio too: a track that stopped early or
+        // has a gap must not make us read the rest of the file.
+        if (seconds(packet.pts, stream === audioIndex ? audioTime : videoTime) - origin > limit + 1)
+          audioDone = true;
+      }
       if (stream === videoIndex && !videoDone) {
         // A damaged packet is skipped, as ffmpeg does; a file with nothing decodable ends with no frames.
         if (videoCtx.sendPacketSync(packet) >= 0) receive(videoCtx, onVideoFrame);
@@ -439,11 +485,20 @@ export class LibavDecoder {
     outHeight: number;
     convert: (src: Frame, index: number) => void;
   } {
-    const upright = new UprightPlanes(first, rotation);
-    const { format, width: displayWidth, height: displayHeight } = upright;
-    const [cw, ch] = PLANAR_YUV.get(format) as [number, number];
+    const format = first.format as number;
+    const chroma = PLANAR_YUV.get(format);
+    // Other formats (10-bit, packed, paletted, hardware) go to an ffmpeg process: the same frames, no guesswork.
+    if (!chroma)
+      throw new LibavError(`pixel format ${format} of '${job.file}' is left to ffmpeg`, "unsupported");
+    const [cw, ch] = chroma;
+    const upright = new UprightPlanes(first, rotation, chroma);
+    const { width: displayWidth, height: displayHeight } = upright;
     const size = scaled(displayWidth, displayHeight, job.shortSide);
     const g = job.geometry;
+    if (g && (g.box.x + g.box.width > size.width || g.box.y + g.box.height > size.height)) {
+      // Drawn for the probed size: a file whose pictures are not that size is ffmpeg's to handle (or refuse).
+      throw new LibavError(`the picture of '${job.file}' is not the size it was probed at`, "unsupported");
+    }
     const outWidth = g?.outWidth ?? size.width;
     const outHeight = g?.outHeight ?? size.height;
     const frameBytes = outWidth * outHeight * 3;
@@ -514,58 +569,35 @@ class PlanarPicture {
 }
 
 /**
- * Decoded pictures as 8-bit planar YUV in display orientation. Most video is that already and passes through; a
- * rotated one is turned plane by plane, as ffmpeg's autorotate does (`transpose=clock` for 90, `hflip,vflip` for
- * 180, `transpose=cclock` for 270); any other pixel format is first converted to yuv420p at its own size (close to,
- * not the same as, what ffmpeg's filters would make of it).
+ * Decoded 8-bit planar YUV pictures in display orientation: most video passes through; a rotated one is turned plane
+ * by plane, as ffmpeg's autorotate does (`transpose=clock` for 90, `hflip,vflip` for 180, `transpose=cclock` for
+ * 270).
  */
 class UprightPlanes {
-  readonly format: number;
   readonly width: number;
   readonly height: number;
-  private readonly converted?: { picture: PlanarPicture; scaler: SoftwareScaleContext };
   private readonly turned?: PlanarPicture;
 
   constructor(
     first: Frame,
     private readonly rotation: number,
+    private readonly chroma: [number, number],
   ) {
-    const native = PLANAR_YUV.has(first.format as number);
-    this.format = native ? (first.format as number) : (AV_PIX_FMT_YUV420P as number);
-    const [cw, ch] = PLANAR_YUV.get(this.format) as [number, number];
-    if (!native) {
-      const scaler = new SoftwareScaleContext();
-      scaler.getContext(
-        first.width,
-        first.height,
-        first.format as never,
-        first.width,
-        first.height,
-        AV_PIX_FMT_YUV420P,
-        SWS_BILINEAR,
-      );
-      this.converted = { picture: new PlanarPicture(first.width, first.height, cw, ch), scaler };
-    }
     const quarter = rotation === 90 || rotation === 270;
     this.width = quarter ? first.height : first.width;
     this.height = quarter ? first.width : first.height;
+    const [cw, ch] = chroma;
     // A quarter turn swaps the chroma subsampling's axes: only 4:2:0 and 4:4:4 stay themselves.
     if (quarter && cw !== ch)
-      throw new LibavError("rotated 4:2:2 video is not supported; re-encode it", "invalid");
+      throw new LibavError("a rotated 4:2:2 picture is left to ffmpeg", "unsupported");
     if (rotation !== 0) this.turned = new PlanarPicture(this.width, this.height, cw, ch);
   }
 
   of(src: Frame): { planes: Buffer[]; strides: number[] } {
-    let planes = (src.data as Buffer[]).slice(0, 3);
-    let strides = src.linesize.slice(0, 3);
-    if (this.converted) {
-      const { picture, scaler } = this.converted;
-      scaler.scaleSync(src.data as Buffer[], src.linesize, 0, src.height, picture.planes, picture.strides);
-      planes = picture.planes;
-      strides = picture.strides;
-    }
+    const planes = (src.data as Buffer[]).slice(0, 3);
+    const strides = src.linesize.slice(0, 3);
     if (!this.turned) return { planes, strides };
-    const [cw, ch] = PLANAR_YUV.get(this.format) as [number, number];
+    const [cw, ch] = this.chroma;
     for (let p = 0; p < 3; p++) {
       const w = p === 0 ? src.width : (src.width + (1 << cw) - 1) >> cw;
       const h = p === 0 ? src.height : (src.height + (1 << ch) - 1) >> ch;

@@ -28,7 +28,7 @@ export const DEMO_DATA = {
 } as const;
 
 /**
- * The demo's training: the tiny preset, sized to run in about 5 minutes on 2 cores. Against the paper's
+ * The demo's training: the tiny preset, sized to train in about 70 s on 2 cores. Against the paper's
  * defaults it uses a higher learning rate (2e-3, for a short run of a small model), a milder crop (at least 30 % of
  * the frame, so the short run mostly sees the object) and twice as many HowTo100M examples as AudioSet ones (the
  * only ones with text).

@@ -16,7 +16,7 @@ export const demoCommand: Command = {
       default: "data/demo",
     },
     "run-dir": { type: "string", help: "run directory (default: runs/demo-<date>-<time>)" },
-    steps: { type: "string", help: "optimiser steps (default 1500: about 5 minutes on 2 cores)" },
+    steps: { type: "string", help: "optimiser steps (default 1500: about 70 s on 2 cores)" },
     "batch-size": { type: "string", help: "examples per step (default 16)" },
     seed: { type: "string", help: "the run's seed (default 0)" },
     backend: { type: "string", help: "TensorFlow.js backend: auto, node-gpu, node, wasm, cpu" },
