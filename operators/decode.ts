@@ -27,6 +27,7 @@ import type { Stats } from "node:fs";
 import { stat } from "node:fs/promises";
 import { uninitialisedBytes, uninitialisedFloat32 } from "../pipeline/buffers.js";
 import { type CapturedOutput, MediaError, runMediaToolCaptured } from "../pipeline/ffmpeg.js";
+import type { LibavDecodeResult } from "../pipeline/libav.js";
 import { LeftToFfmpeg, libavPool, libavStatus } from "../pipeline/libav-pool.js";
 import { type MediaInfo, probe as probeFile } from "../pipeline/probe.js";
 import { type Random, randomFor } from "../pipeline/random.js";
@@ -272,15 +273,9 @@ function isMissingAudio(err: unknown): boolean {
 /**
  * A decode's output, already in the clip's own buffers: `frames` has room for the whole clip and holds the `got`
  * decoded frames at its start; `audio` has the clip's length and holds the first `audioSamples` decoded samples.
+ * Both decoders give it.
  */
-interface RawDecode {
-  frames: Uint8Array;
-  got: number;
-  width: number;
-  height: number;
-  audio: Float32Array | undefined;
-  audioSamples: number;
-}
+type RawDecode = LibavDecodeResult;
 
 /**
  * The header of the first PPM image when it is exactly what ffmpeg writes ("P6 W H 255", one whitespace byte
@@ -533,8 +528,9 @@ export async function decodeClip(
   const windowRng = () => randomFor(opts.seed, ref.epoch, ref.index, "window");
   // libav reads regular files only: opening a FIFO or a device can block its thread for good, where a hung ffmpeg
   // process can be killed. Anything else goes to the process decoder.
-  const stats = await stat(ref.path).catch(() => undefined);
-  const inProcess = (await decodesInProcess(opts.decoder)) && (stats === undefined || stats.isFile());
+  const libav = await decodesInProcess(opts.decoder);
+  const stats = libav ? await stat(ref.path).catch(() => undefined) : undefined;
+  const inProcess = libav && (stats === undefined || stats.isFile());
   const probeOpts = { timeoutMs: opts.timeoutMs, signal: call.signal, inProcess, stats };
   let duration = ref.duration;
   let geometry: FilterGeometry | undefined;

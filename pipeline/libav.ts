@@ -404,8 +404,12 @@ export class LibavDecoder {
     let audioDone = !as;
     let resampler: SoftwareResampleContext | undefined;
     let audioNext = Number.NEGATIVE_INFINITY;
+    /** The part of the clip's audio not written yet, as the resampler's output. */
+    const audioRoom = (out: Float32Array) => [
+      Buffer.from(out.buffer, out.byteOffset + audioSamples * 4, (job.samples - audioSamples) * 4),
+    ];
     const onAudioFrame = () => {
-      if (!as || !audioOut) return;
+      if (!audioOut) return;
       const ts = frame.pts !== AV_NOPTS_VALUE ? frame.pts : frame.bestEffortTimestamp;
       // A frame without a timestamp (some MPEG-TS audio) follows the one before it.
       const t = ts !== AV_NOPTS_VALUE ? seconds(ts, audioTime) - origin : audioNext;
@@ -422,9 +426,7 @@ export class LibavDecoder {
       const planes = (frame.extendedData ?? frame.data ?? []) as Buffer[];
       const step = BYTES_PER_SAMPLE[format] * (isPlanar(format) ? 1 : frame.channels);
       const inputs = planes.map((p) => p.subarray(skip * step));
-      const room = job.samples - audioSamples;
-      const target = Buffer.from(audioOut.buffer, audioOut.byteOffset + audioSamples * 4, room * 4);
-      const made = resampler.convertSync([target], room, inputs, n - skip);
+      const made = resampler.convertSync(audioRoom(audioOut), job.samples - audioSamples, inputs, n - skip);
       if (made < 0) throw new LibavError(`cannot resample the audio of '${job.file}'`, "invalid");
       audioSamples += made;
       if (audioSamples >= job.samples) audioDone = true;
@@ -461,8 +463,7 @@ export class LibavDecoder {
     if (!videoDone && hasPending) emit(Math.ceil(pendingEnd * job.rate - 1e-6));
     if (resampler && audioOut && audioSamples < job.samples) {
       const room = job.samples - audioSamples;
-      const target = Buffer.from(audioOut.buffer, audioOut.byteOffset + audioSamples * 4, room * 4);
-      audioSamples += Math.max(0, resampler.convertSync([target], room, null, 0)); // the resampler's delay
+      audioSamples += Math.max(0, resampler.convertSync(audioRoom(audioOut), room, null, 0)); // the resampler's delay
     }
     return {
       frames: out ?? new Uint8Array(0),
@@ -506,38 +507,28 @@ export class LibavDecoder {
     const target = (index: number) => [
       Buffer.from(out.buffer, out.byteOffset + index * frameBytes, frameBytes),
     ];
+    let write: (planes: Buffer[], strides: number[], index: number) => void;
     if (!g) {
       // No crop: one call from the upright planes to the scaled RGB picture (ffmpeg's single scale).
-      return {
-        out,
-        outWidth,
-        outHeight,
-        convert: (src, index) => {
-          const { planes, strides } = upright.of(src);
-          this.scalers
-            .get(displayWidth, displayHeight, format, outWidth, outHeight)
-            .scaleSync(planes, strides, 0, displayHeight, target(index), [outWidth * 3]);
-        },
-      };
-    }
-    // ffmpeg's filter graph step for step, in the decoder's own format: scale to the short side, crop (its corner on
-    // the chroma grid and its size a whole number of chroma samples, as the crop filter makes them), then scale to the output size and RGB in one call, then mirror.
-    const picture = new PlanarPicture(size.width, size.height, cw, ch);
-    const { box, flip } = g;
-    const bx = (box.x >> cw) << cw;
-    const by = (box.y >> ch) << ch;
-    const bw = Math.max(1 << cw, (box.width >> cw) << cw);
-    const bh = Math.max(1 << ch, (box.height >> ch) << ch);
-    const crop = picture.planes.map((plane, p) => {
-      const [x, y] = p === 0 ? [bx, by] : [bx >> cw, by >> ch];
-      return plane.subarray(y * picture.strides[p] + x);
-    });
-    return {
-      out,
-      outWidth,
-      outHeight,
-      convert: (src, index) => {
-        const { planes, strides } = upright.of(src);
+      write = (planes, strides, index) =>
+        this.scalers
+          .get(displayWidth, displayHeight, format, outWidth, outHeight)
+          .scaleSync(planes, strides, 0, displayHeight, target(index), [outWidth * 3]);
+    } else {
+      // ffmpeg's filter graph step for step, in the decoder's own format: scale to the short side, crop (its corner
+      // on the chroma grid and its size whole chroma samples, as the crop filter makes them), then scale to the
+      // output size and RGB in one call, then mirror.
+      const picture = new PlanarPicture(size.width, size.height, cw, ch);
+      const { box, flip } = g;
+      const bx = (box.x >> cw) << cw;
+      const by = (box.y >> ch) << ch;
+      const bw = Math.max(1 << cw, (box.width >> cw) << cw);
+      const bh = Math.max(1 << ch, (box.height >> ch) << ch);
+      const crop = picture.planes.map((plane, p) => {
+        const [x, y] = p === 0 ? [bx, by] : [bx >> cw, by >> ch];
+        return plane.subarray(y * picture.strides[p] + x);
+      });
+      write = (planes, strides, index) => {
         this.scalers
           .get(displayWidth, displayHeight, format, size.width, size.height, format)
           .scaleSync(planes, strides, 0, displayHeight, picture.planes, picture.strides);
@@ -545,6 +536,15 @@ export class LibavDecoder {
           .get(bw, bh, format, outWidth, outHeight)
           .scaleSync(crop, picture.strides, 0, bh, target(index), [outWidth * 3]);
         if (flip) mirrorRows(out.subarray(index * frameBytes, (index + 1) * frameBytes), outWidth, outHeight);
+      };
+    }
+    return {
+      out,
+      outWidth,
+      outHeight,
+      convert: (src, index) => {
+        const { planes, strides } = upright.of(src);
+        write(planes, strides, index);
       },
     };
   }
