@@ -9,6 +9,8 @@
  *   step's achieved GFLOP/s with its fraction of that GEMM figure.
  */
 import * as tf from "@tensorflow/tfjs";
+import { randomForRun } from "../core/random.js";
+import type { Batch } from "../core/records.js";
 import { selectBackend } from "../model/backend.js";
 import {
   audioTokens,
@@ -18,8 +20,13 @@ import {
   videoTokens,
   voxelSize,
 } from "../model/config.js";
+import {
+  disableFastKernels,
+  enableFastKernels,
+  type FastKernelsInfo,
+  fastGemm,
+} from "../model/fast/index.js";
 import { encoderFlops } from "../model/info.js";
-import { disableFastKernels, enableFastKernels, type FastKernelsInfo, fastGemm } from "../model/kernels.js";
 import {
   applyGradients,
   createOptimizer,
@@ -28,11 +35,9 @@ import {
   pretrainingOptimizer,
 } from "../model/optim.js";
 import { ParamBuilder, type ParamMap } from "../model/params.js";
-import { trainStep } from "../model/train.js";
+import { trainStep } from "../model/step.js";
 import { buildEncoder, encoderBlock } from "../model/transformer.js";
 import { createModel, disposeModel } from "../model/vatt.js";
-import { randomForRun } from "../pipeline/random.js";
-import type { Batch } from "../pipeline/records.js";
 
 const BATCH = 8;
 const CAPTIONS = 2;

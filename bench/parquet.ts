@@ -18,12 +18,12 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { orderedRefs } from "../core/order.js";
+import { SkipLog } from "../core/skips.js";
 import { manifest } from "../datasets/manifest.js";
-import { parquetExamples } from "../datasets/parquet.js";
-import { runMediaTool } from "../pipeline/ffmpeg.js";
-import { orderedRefs } from "../pipeline/order.js";
+import { runMediaTool } from "../media/ffmpeg.js";
+import { parquetExamples } from "../pipeline/parquet-examples.js";
 import { prepareShards } from "../pipeline/prepare.js";
-import { SkipLog } from "../pipeline/skips.js";
 import { pretrainingExamples } from "../pipeline/stream.js";
 import { processTreeCpuSeconds, round } from "./measure.js";
 

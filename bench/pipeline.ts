@@ -18,6 +18,11 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type FilterGeometry, scaledSize } from "../core/geometry.js";
+import { randomFor } from "../core/random.js";
+import type { ClipRef, DecodedClip } from "../core/records.js";
+import { runMediaTool, runMediaToolCaptured } from "../media/ffmpeg.js";
+import { probe } from "../media/probe.js";
 import { addGaussianNoise } from "../operators/audio.js";
 import { applyAugmentation, drawAugmentation } from "../operators/augment.js";
 import { cropResizeColour } from "../operators/crop.js";
@@ -25,14 +30,8 @@ import {
   type DecodeOptions,
   decodeClip,
   defaultDecodeOptions,
-  type FilterGeometry,
   ffmpegDecodeArgs,
-  scaledSize,
 } from "../operators/decode.js";
-import { runMediaTool, runMediaToolCaptured } from "../pipeline/ffmpeg.js";
-import { probe } from "../pipeline/probe.js";
-import { randomFor } from "../pipeline/random.js";
-import type { ClipRef, DecodedClip } from "../pipeline/records.js";
 import { pretrainingExamples } from "../pipeline/stream.js";
 import { round } from "./measure.js";
 

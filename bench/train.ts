@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { synthesizeDataset } from "../datasets/synth.js";
 import { resolveConfig } from "../pipeline/config.js";
-import { runPretraining } from "../sinks/pretrain.js";
+import { runPretraining } from "../pipeline/pretrain.js";
 
 export async function benchTrain(opts: { json: boolean; steps?: number }): Promise<Record<string, unknown>> {
   const steps = opts.steps ?? 500;

@@ -31,6 +31,10 @@ const BENCHES: Record<string, { about: string; load: () => Promise<Bench> }> = {
     about: "training input from Parquet shards vs raw video (ratio), prepare clips/s, RSS while writing",
     load: () => loadBench("parquet", "benchParquet"),
   },
+  cli: {
+    about: "start-up time of 'vatt --help' and 'vatt probe FILE' (median of several runs) against bare node",
+    load: () => loadBench("cli", "benchCli"),
+  },
   train: {
     about: "a 500-step tiny pretraining run: examples/s, data-wait share, RSS and tensors at start and end",
     load: () => loadBench("train", "benchTrain"),

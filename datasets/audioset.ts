@@ -19,14 +19,13 @@
  */
 import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { randomFor } from "../pipeline/random.js";
-import type { ClipRef } from "../pipeline/records.js";
-import type { SkipLog } from "../pipeline/skips.js";
+import { randomFor } from "../core/random.js";
+import type { ClipRef, ClipSource } from "../core/records.js";
+import type { SkipLog } from "../core/skips.js";
 import { readCsvRecords } from "./csv.js";
 import {
   AUDIOSET_EXTENSIONS,
   badInterval,
-  type ClipSource,
   excerpt,
   findMediaFile,
   parseNumber,
@@ -42,7 +41,7 @@ export interface AudioSetClasses {
   indexOf: Map<string, number>;
 }
 
-export { multiHot } from "../pipeline/labels.js";
+export { multiHot } from "../core/labels.js";
 
 const BAD_ROW_HINT = "Fix or delete the line; the row was skipped.";
 

@@ -17,11 +17,10 @@
  */
 import { readdir, readFile } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
-import type { ClipRef } from "../pipeline/records.js";
-import type { SkipLog } from "../pipeline/skips.js";
+import type { ClipRef, ClipSource } from "../core/records.js";
+import type { SkipLog } from "../core/skips.js";
 import { headerIndex, readCsvRecords } from "./csv.js";
 import {
-  type ClipSource,
   excerpt,
   findMediaFile,
   isFile,

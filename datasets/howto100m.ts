@@ -15,15 +15,14 @@
  * (default 5) captions nearest the window: exactly what MIL-NCE's K = 5 positives need.
  */
 import { basename, join } from "node:path";
-import { nearestCaptions, POSITIVES_PER_CLIP } from "../operators/captions.js";
-import { randomFor } from "../pipeline/random.js";
-import type { Caption, ClipRef } from "../pipeline/records.js";
-import type { SkipLog } from "../pipeline/skips.js";
+import { nearestCaptions, POSITIVES_PER_CLIP } from "../core/captions.js";
+import { randomFor } from "../core/random.js";
+import type { Caption, ClipRef, ClipSource } from "../core/records.js";
+import type { SkipLog } from "../core/skips.js";
 import { headerIndex, readCsvRecords } from "./csv.js";
 import { scanJsonObject } from "./json-scan.js";
 import {
   badInterval,
-  type ClipSource,
   excerpt,
   findMediaFile,
   VIDEO_EXTENSIONS,

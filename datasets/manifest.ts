@@ -13,10 +13,10 @@ import { basename, dirname, extname, isAbsolute, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { tableFromIPC } from "apache-arrow";
 import { ParquetFile } from "parquet-wasm";
-import type { ClipRef } from "../pipeline/records.js";
-import type { SkipLog } from "../pipeline/skips.js";
+import type { ClipRef, ClipSource } from "../core/records.js";
+import type { SkipLog } from "../core/skips.js";
 import { readCsvRecords } from "./csv.js";
-import { badInterval, type ClipSource, excerpt, isFile } from "./source.js";
+import { badInterval, excerpt, isFile } from "./source.js";
 
 export type ManifestFormat = "csv" | "jsonl" | "parquet";
 

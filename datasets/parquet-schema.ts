@@ -44,7 +44,7 @@ import {
   Utf8,
   vectorFromArray,
 } from "apache-arrow";
-import type { Caption } from "../pipeline/records.js";
+import type { Caption } from "../core/records.js";
 
 /** Bumped whenever a column is added, removed or changes meaning; readers refuse versions they do not know. */
 export const SHARD_SCHEMA_VERSION = 1;

@@ -4,16 +4,6 @@
  */
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import type { ClipRef } from "../pipeline/records.js";
-
-/**
- * A dataset: `refs(epoch)` streams that epoch's ClipRefs in a deterministic order. Pull-based: nothing is read
- * before the consumer asks for it, and an abandoned iteration (break / return) closes the files it opened.
- */
-export interface ClipSource {
-  readonly name: string;
-  refs(epoch: number): AsyncIterable<ClipRef>;
-}
 
 /** Extensions tried, in this order, when a video is named only by its id. */
 export const VIDEO_EXTENSIONS = ["mp4", "webm", "mkv", "mov"] as const;

@@ -7,7 +7,7 @@
  * Everything is pure: frames and samples are computed from (concept, time, a per-video style), so the same seed
  * always gives the same media.
  */
-import type { Random } from "../pipeline/random.js";
+import type { Random } from "../core/random.js";
 
 export type Shape = "disc" | "square" | "triangle" | "diamond" | "ring" | "cross" | "hbar" | "vbar";
 export type Motion = "bounce" | "slide" | "orbit" | "pulse";

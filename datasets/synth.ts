@@ -19,8 +19,8 @@
 import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runMediaTool } from "../pipeline/ffmpeg.js";
-import { type Random, randomFor, randomForRun } from "../pipeline/random.js";
+import { type Random, randomFor, randomForRun } from "../core/random.js";
+import { runMediaTool } from "../media/ffmpeg.js";
 import {
   CONCEPTS,
   type Concept,

@@ -14,7 +14,7 @@ import {
   enableFastKernels,
   type FastKernelsInfo,
   fastKernelsFromEnv,
-} from "./kernels.js";
+} from "./fast/index.js";
 
 export const BACKEND_CHOICES = ["auto", "node-gpu", "node", "wasm", "cpu"] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];

@@ -8,7 +8,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { ModelConfig } from "./config.js";
-import { fusedMovingAverages } from "./fast-optim.js";
+import { fusedMovingAverages } from "./fast/optim.js";
 import { batchNorm, dense, type ForwardContext } from "./ops.js";
 import { ONES, type ParamBuilder, type ParamMap, ZEROS } from "./params.js";
 import { buildDense } from "./transformer.js";

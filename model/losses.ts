@@ -13,7 +13,7 @@
  * ~120 kernels forward and ~200 backward on [B, D] tensors, nearly all engine bookkeeping.
  */
 import * as tf from "@tensorflow/tfjs";
-import { fusedContrastiveLoss, fusedOpsReady } from "./kernels.js";
+import { fusedContrastiveLoss, fusedOpsReady } from "./fast/index.js";
 
 export const TEMPERATURE = 0.07;
 const LARGE = 1e9;

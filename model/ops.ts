@@ -4,8 +4,8 @@
  * gradient fails there; ScatterNd sums duplicate indices and exists everywhere).
  */
 import * as tf from "@tensorflow/tfjs";
-import { dropoutMask } from "../pipeline/native.js";
-import type { Random } from "../pipeline/random.js";
+import type { Random } from "../core/random.js";
+import { dropoutMask } from "../native/kernels.js";
 import {
   fusedBatchNorm,
   fusedDense,
@@ -14,7 +14,7 @@ import {
   fusedLayerNorm,
   fusedOpsReady,
   fusedRmsNorm,
-} from "./kernels.js";
+} from "./fast/index.js";
 
 /** What a forward pass needs besides weights and inputs. */
 export interface ForwardContext {

@@ -8,7 +8,7 @@
  * NaN gradients are zeroed; optional clipping by global norm.
  */
 import * as tf from "@tensorflow/tfjs";
-import { fusedApplyGradients } from "./fast-optim.js";
+import { fusedApplyGradients } from "./fast/optim.js";
 import type { ParamMap } from "./params.js";
 
 export interface Schedule {

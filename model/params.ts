@@ -4,7 +4,7 @@
  * Initial values are drawn in JavaScript from the project's seeded generator, so a seed fixes the weights exactly.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Random } from "../pipeline/random.js";
+import type { Random } from "../core/random.js";
 
 export type ParamMap = Record<string, tf.Variable>;
 

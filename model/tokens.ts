@@ -9,8 +9,8 @@
  * backend lacks. Positions travel with their tokens through index lists into the positional tables.
  */
 import * as tf from "@tensorflow/tfjs";
-import { videoPatchesNative } from "../pipeline/native.js";
-import type { Random } from "../pipeline/random.js";
+import type { Random } from "../core/random.js";
+import { videoPatchesNative } from "../native/kernels.js";
 import {
   type AudioGeometry,
   audioTokens,
@@ -20,7 +20,7 @@ import {
   videoTokens,
   voxelSize,
 } from "./config.js";
-import { tensorWrittenInPlace } from "./kernels.js";
+import { tensorWrittenInPlace } from "./fast/index.js";
 import { dense, dropout, type ForwardContext, gatherRows, layerNorm, prependToken } from "./ops.js";
 import type { ParamBuilder, ParamMap } from "./params.js";
 import { buildDense, buildLayerNorm } from "./transformer.js";

@@ -7,7 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { TransformerSize } from "./config.js";
-import { type EncoderBlockOptions, fusedAttention, fusedEncoderBlock, fusedOpsReady } from "./kernels.js";
+import { type EncoderBlockOptions, fusedAttention, fusedEncoderBlock, fusedOpsReady } from "./fast/index.js";
 import { dense, dropout, dropoutWords, type ForwardContext, gelu, layerNorm } from "./ops.js";
 import { GLOROT, ONES, type ParamBuilder, type ParamMap, ZEROS } from "./params.js";
 

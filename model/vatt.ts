@@ -3,7 +3,7 @@
  * backbones (or one shared backbone for VATT-MA), and the heads to the common spaces.
  */
 import type * as tf from "@tensorflow/tfjs";
-import { randomForRun } from "../pipeline/random.js";
+import { randomForRun } from "../core/random.js";
 import { type ModelConfig, validateConfig, voxelSize } from "./config.js";
 import { audioHead, buildHeads, textHead, videoHeads } from "./heads.js";
 import type { ForwardContext } from "./ops.js";

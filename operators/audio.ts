@@ -3,9 +3,9 @@
  * Audio operators on float32 mono clips in [-1, 1]. Decoding (resampling to 48 kHz, downmixing to mono, looping a
  * short clip in step with its video) lives in decode.ts; these run afterwards.
  */
-import { uninitialisedFloat32 } from "../pipeline/buffers.js";
-import { addGaussianNoiseNative, useNativeKernels, type ZigguratTables } from "../pipeline/native.js";
-import { type Random, randomFromWords } from "../pipeline/random.js";
+import { uninitialisedFloat32 } from "../core/buffers.js";
+import { type Random, randomFromWords } from "../core/random.js";
+import { addGaussianNoiseNative, useNativeKernels, type ZigguratTables } from "../native/kernels.js";
 
 /** Largest |x|. */
 export function peakAbs(audio: Float32Array): number {

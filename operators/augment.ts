@@ -7,18 +7,13 @@
  * clip) -> scale to [-1, 1]. Audio: clip to [-1, 1], then optional Gaussian noise sigma = 0.01 * max|x|.
  */
 
-import { multiHot } from "../pipeline/labels.js";
-import { randomFor } from "../pipeline/random.js";
-import type { ClipRef, DecodedClip, Example } from "../pipeline/records.js";
+import type { ColourFactors, CropBox } from "../core/geometry.js";
+import { multiHot } from "../core/labels.js";
+import { randomFor } from "../core/random.js";
+import type { ClipRef, DecodedClip, Example } from "../core/records.js";
 import { addGaussianNoise } from "./audio.js";
+import { type ColourAugmentOptions, defaultColourAugment, drawColourFactors } from "./color.js";
 import {
-  type ColourAugmentOptions,
-  type ColourFactors,
-  defaultColourAugment,
-  drawColourFactors,
-} from "./color.js";
-import {
-  type CropBox,
   centreCropBox,
   cropResizeColour,
   defaultInceptionCrop,

@@ -3,8 +3,8 @@
  * of classes (a HowTo100M example without labels next to AudioSet ones gets an all-zero row); caption rows are
  * padded to the largest K in the batch with mask 0.
  */
-import { uninitialisedFloat32 } from "../pipeline/buffers.js";
-import type { Batch, Example } from "../pipeline/records.js";
+import { uninitialisedFloat32 } from "../core/buffers.js";
+import type { Batch, Example } from "../core/records.js";
 
 export interface BatchOptions {
   /** Label columns; default: the longest label vector in the batch. */

@@ -14,18 +14,8 @@
  * then contrast+hue+clip and optionally the [-1, 1] scaling); the single-op functions are its specification and
  * are what the tests compare it to.
  */
-import type { Random } from "../pipeline/random.js";
-
-export interface ColourFactors {
-  /** Added to every value (reference: uniform in [-32/255, 32/255]). */
-  brightness: number;
-  /** Saturation multiplier (reference: [0.6, 1.4]). */
-  saturation: number;
-  /** Contrast multiplier around the per-frame per-channel mean (reference: [0.6, 1.4]). */
-  contrast: number;
-  /** Hue rotation in turns (reference: [-0.2, 0.2]). */
-  hue: number;
-}
+import type { ColourFactors } from "../core/geometry.js";
+import type { Random } from "../core/random.js";
 
 export interface ColourAugmentOptions {
   /** Chance the clip is colour-augmented at all (reference: 0.8). */

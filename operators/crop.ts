@@ -11,18 +11,11 @@
  * the frame size before decoding (one ffprobe per clip). Default: typed arrays, which need no probe and keep the
  * exact half-pixel bilinear of tf.image.resize; `geometryIn: "ffmpeg"` in pipeline/stream.ts is the other.
  */
-import { uninitialisedFloat32 } from "../pipeline/buffers.js";
-import { cropResizeColourNative, useNativeKernels } from "../pipeline/native.js";
-import type { Random } from "../pipeline/random.js";
-import { type ColourFactors, finishColourFrame } from "./color.js";
-
-/** A crop rectangle in whole pixels of the frame it applies to. */
-export interface CropBox {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
+import { uninitialisedFloat32 } from "../core/buffers.js";
+import type { ColourFactors, CropBox } from "../core/geometry.js";
+import type { Random } from "../core/random.js";
+import { cropResizeColourNative, useNativeKernels } from "../native/kernels.js";
+import { finishColourFrame } from "./color.js";
 
 export interface InceptionCropOptions {
   /** Range of the crop's area relative to the frame (reference: [0.08, 1]). */

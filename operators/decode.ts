@@ -25,13 +25,14 @@
  */
 import type { Stats } from "node:fs";
 import { stat } from "node:fs/promises";
-import { uninitialisedBytes, uninitialisedFloat32 } from "../pipeline/buffers.js";
-import { type CapturedOutput, MediaError, runMediaToolCaptured } from "../pipeline/ffmpeg.js";
-import type { LibavDecodeResult } from "../pipeline/libav.js";
-import { LeftToFfmpeg, libavPool, libavStatus } from "../pipeline/libav-pool.js";
-import { type MediaInfo, probe as probeFile } from "../pipeline/probe.js";
-import { type Random, randomFor } from "../pipeline/random.js";
-import type { ClipRef, DecodedClip } from "../pipeline/records.js";
+import { uninitialisedBytes, uninitialisedFloat32 } from "../core/buffers.js";
+import { type FilterGeometry, scaledSize } from "../core/geometry.js";
+import { type Random, randomFor } from "../core/random.js";
+import type { ClipRef, DecodedClip } from "../core/records.js";
+import { type CapturedOutput, MediaError, runMediaToolCaptured } from "../media/ffmpeg.js";
+import type { LibavDecodeResult } from "../media/libav.js";
+import { LeftToFfmpeg, libavPool, libavStatus } from "../media/libav-pool.js";
+import { type MediaInfo, probe as probeFile } from "../media/probe.js";
 
 export interface DecodeOptions {
   /** Frames per clip (reference: 32). */
@@ -81,15 +82,6 @@ export const defaultDecodeOptions: DecodeOptions = {
   decoder: "auto",
   workers: 0,
 };
-
-/** A crop, resize and flip that ffmpeg applies in its filter graph instead of the typed-array kernels. */
-export interface FilterGeometry {
-  /** Crop box in pixels of the frame scaled to `shortSide`. */
-  box: { x: number; y: number; width: number; height: number };
-  outWidth: number;
-  outHeight: number;
-  flip: boolean;
-}
 
 export interface DecodeCall {
   signal?: AbortSignal;
@@ -147,18 +139,6 @@ function scaleFilter(shortSide: number): string {
   if (shortSide <= 0) return "";
   const s = shortSide;
   return `scale=w='if(lte(iw,ih),${s},round(iw*${s}/ih))':h='if(lte(iw,ih),round(ih*${s}/iw),${s})':flags=bilinear`;
-}
-
-/** The size `scaleFilter` produces for a display size. */
-export function scaledSize(
-  width: number,
-  height: number,
-  shortSide: number,
-): { width: number; height: number } {
-  if (shortSide <= 0) return { width, height };
-  return width <= height
-    ? { width: shortSide, height: Math.round((height * shortSide) / width) }
-    : { width: Math.round((width * shortSide) / height), height: shortSide };
 }
 
 export function ffmpegDecodeArgs(

@@ -4,7 +4,7 @@
  * side). Reference: retrieval uses 4 windows x centre crop; fine-tuned classification 4 windows x 3 crops, with the
  * 12 views' logits averaged.
  */
-import type { ClipRef, DecodedClip, Example } from "../pipeline/records.js";
+import type { ClipRef, DecodedClip, Example } from "../core/records.js";
 import { type AugmentOptions, type AugmentParams, applyAugmentation } from "./augment.js";
 import { centreCropBox, threeCropBoxes } from "./crop.js";
 

@@ -12,9 +12,8 @@
  * exact to the end. Refs from caption-less sources (AudioSet) carry `captions: []`; the text operator turns that
  * into zero ids with mask 0.
  */
-import type { ClipSource } from "../datasets/source.js";
-import { randomFor } from "../pipeline/random.js";
-import type { ClipRef } from "../pipeline/records.js";
+import { randomFor } from "../core/random.js";
+import type { ClipRef, ClipSource } from "../core/records.js";
 
 export interface MixInput {
   source: ClipSource;

@@ -10,12 +10,12 @@
  * A span the file cannot give (no video stream, nothing decoded) is a MediaError, which the caller counts as a skip.
  */
 import sharp from "sharp";
+import { scaledSize } from "../core/geometry.js";
+import type { Caption } from "../core/records.js";
 import type { PreparedRow } from "../datasets/parquet-schema.js";
-import { scaledSize } from "../operators/decode.js";
+import { MediaError, streamMediaTool } from "../media/ffmpeg.js";
+import { probe } from "../media/probe.js";
 import { tokenize, type Vocabulary } from "../operators/tokenize.js";
-import { MediaError, streamMediaTool } from "./ffmpeg.js";
-import { probe } from "./probe.js";
-import type { Caption } from "./records.js";
 
 /** What to decode: a whole file (no start/end) or a span of it, with the dataset's text and labels. */
 export interface SpanItem {

@@ -16,17 +16,14 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import type { RecordBatch } from "apache-arrow";
+import { flow, fromIterable, mapConcurrent, toAsyncIterable } from "../core/flow.js";
+import { stableHash } from "../core/order.js";
+import { fmix32 } from "../core/random.js";
+import type { ClipRef, ClipSource } from "../core/records.js";
+import { SkipLog } from "../core/skips.js";
 import { audioSet } from "../datasets/audioset.js";
 import { howTo100M } from "../datasets/howto100m.js";
 import { manifest } from "../datasets/manifest.js";
-import { SHARD_SCHEMA_VERSION, shardRecordBatch } from "../datasets/parquet-schema.js";
-import type { ClipSource } from "../datasets/source.js";
-import { loadVocabulary, type Vocabulary } from "../operators/tokenize.js";
-import { DEFAULT_ROW_GROUP_BYTES, writeParquetFile } from "../sinks/parquet-writer.js";
-import { MediaError } from "./ffmpeg.js";
-import { flow, fromIterable, mapConcurrent, toAsyncIterable } from "./flow.js";
-import { stableHash } from "./order.js";
-import { decodeSpan, type SpanDecodeOptions, type SpanItem } from "./prepare-decode.js";
 import {
   finishedReceipt,
   type PrepareSettings,
@@ -34,10 +31,12 @@ import {
   shardFile,
   writeManifestIfComplete,
   writeReceipt,
-} from "./prepare-manifest.js";
-import { fmix32 } from "./random.js";
-import type { ClipRef } from "./records.js";
-import { SkipLog } from "./skips.js";
+} from "../datasets/parquet-manifest.js";
+import { SHARD_SCHEMA_VERSION, shardRecordBatch } from "../datasets/parquet-schema.js";
+import { MediaError } from "../media/ffmpeg.js";
+import { loadVocabulary, type Vocabulary } from "../operators/tokenize.js";
+import { DEFAULT_ROW_GROUP_BYTES, writeParquetFile } from "../sinks/parquet-writer.js";
+import { decodeSpan, type SpanDecodeOptions, type SpanItem } from "./prepare-decode.js";
 
 export type PrepareKind = "howto100m" | "audioset" | "manifest";
 export const PREPARE_KINDS: readonly PrepareKind[] = ["howto100m", "audioset", "manifest"];

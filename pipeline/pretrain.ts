@@ -1,416 +1,279 @@
 /**
- * The pretraining preset: from a validated config to the pieces a run needs — the model config that fits the
- * data, the vocabulary, the training stream of positioned batches (HowTo100M and AudioSet mixed, sharded into a
- * train and a held-out part), and the held-out evaluation items.
+ * A whole pretraining run, as `vatt pretrain` and `vatt demo` start it: run directory, backend, vocabulary, model
+ * and optimiser (fresh or resumed from the last checkpoint), the streaming data, the training loop, evaluation
+ * during and after training, plots. Everything a run writes lands in its run directory:
+ *
+ *   config.json      the effective configuration         metrics.jsonl   one JSON line per step / event
+ *   vocab.txt        the vocabulary (when built here)    eval.json       the latest retrieval figures (+ evals.jsonl)
+ *   checkpoints/     step-NNNNNNNNN/ folders             loss.png, lr.png
  */
-import { access, mkdir, stat } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { audioSet } from "../datasets/audioset.js";
-import { howTo100M } from "../datasets/howto100m.js";
-import { parquetExamples } from "../datasets/parquet.js";
-import type { ClipSource } from "../datasets/source.js";
-import { captionVocabulary, writeVocabulary } from "../datasets/vocab.js";
-import { type ModelConfig, presetConfig, withOverrides } from "../model/config.js";
-import type { AugmentOptions } from "../operators/augment.js";
-import { stackExamples } from "../operators/batch.js";
-import { captionText, nearestCaptions } from "../operators/captions.js";
-import { defaultInceptionCrop } from "../operators/crop.js";
+import type { StreamPosition } from "../core/order.js";
+import { SkipLog } from "../core/skips.js";
+import { libavStatus } from "../media/libav-pool.js";
+import { type BackendChoice, type BackendInfo, selectBackend } from "../model/backend.js";
+import { loadCheckpoint } from "../model/checkpoint.js";
+import { paramCounts } from "../model/info.js";
+import { createOptimizer, disposeOptimizer, pretrainingOptimizer } from "../model/optim.js";
+import { createModel, disposeModel } from "../model/vatt.js";
 import type { DecodeOptions } from "../operators/decode.js";
-import { mixSources } from "../operators/mix.js";
-import { loadVocabulary, SPECIAL_TOKENS, Vocabulary } from "../operators/tokenize.js";
+import { latestCheckpoint, listCheckpoints } from "../sinks/checkpoints.js";
+import { MetricsLog } from "../sinks/metrics.js";
+import { writeLineChartPng } from "../sinks/plots.js";
+import { runTrainingLoop, type TrainSummary } from "../sinks/training-loop.js";
 import type { PretrainConfig } from "./config.js";
-import { orderedRefs, type StreamPosition, stableHash } from "./order.js";
-import { readShardManifest } from "./prepare-manifest.js";
-import type { Batch, ClipRef, Example } from "./records.js";
-import type { SkipLog } from "./skips.js";
-import { pretrainingExamples } from "./stream.js";
+import { describeEval, type EvalReport, evaluateRetrieval, writeEvalReport } from "./evaluate.js";
+import {
+  decodeOptionsFor,
+  type EvalItem,
+  evaluationItems,
+  positionedBatches,
+  runModelConfig,
+  runVocabulary,
+} from "./pretrain-data.js";
 
-/** Captions per clip for MIL-NCE (the paper's K). */
-export const CAPTIONS_PER_CLIP = 5;
-
-/** The model for a run: the preset, with the vocabulary's size and the run's DropToken rate. */
-export function runModelConfig(config: PretrainConfig, vocabSize: number): ModelConfig {
-  const preset = presetConfig(config.model.preset);
-  if (!preset) throw new Error(`unknown model preset '${config.model.preset}'`);
-  return withOverrides(preset, {
-    dropTokenRate: config.model.dropTokenRate,
-    textConfig: { vocabSize: Math.min(preset.textConfig.vocabSize, vocabSize) },
-  });
+export interface PretrainRunOptions {
+  /** Continue from the run directory's last checkpoint. */
+  resume?: boolean;
+  /** Stops the run after the current step, with a checkpoint (SIGINT/SIGTERM are wired to it by the CLI). */
+  stop?: AbortSignal;
+  /** Where progress notes go (default: stderr). */
+  log?: (line: string) => void;
+  /** Skip the final evaluation. */
+  skipFinalEval?: boolean;
 }
 
-/**
- * How clips are decoded for a model: its frame count at the run's fps, and the audio rate that makes its sample
- * count span the same time as the frames (tiny: 8192 samples over 0.8 s = 10,240 Hz; the paper: 153,600 over
- * 3.2 s = 48 kHz).
- */
-export function decodeOptionsFor(model: ModelConfig, config: PretrainConfig): Partial<DecodeOptions> {
-  const seconds = model.videoGeometry.frames / config.data.fps;
-  return {
-    frames: model.videoGeometry.frames,
-    fps: config.data.fps,
-    sampleRate: Math.round(model.audioGeometry.samples / seconds),
-    shortSide: Math.max(config.data.decodeShortSide, model.videoGeometry.height, model.videoGeometry.width),
-    timeoutMs: config.data.decodeTimeoutMs,
-    decoder: config.data.decoder as DecodeOptions["decoder"],
-    workers: config.data.decodeWorkers,
-  };
+export interface PretrainResult {
+  runDir: string;
+  backend: BackendInfo;
+  summary: TrainSummary;
+  eval?: EvalReport;
+  skips: Record<string, number>;
+  files: { metrics: string; config: string; eval?: string; plots: string[]; checkpoint?: string };
 }
 
-/** The training augmentation of a run (the reference's, unless the config says otherwise). */
-export function augmentOptionsFor(config: PretrainConfig): Partial<AugmentOptions> {
-  const a = config.augment;
-  return {
-    crop: a.crop as AugmentOptions["crop"],
-    inception: { ...defaultInceptionCrop, area: [a.minArea, 1] },
-    flipProbability: a.flip,
-    ...(a.colour ? {} : { colour: false as const }),
-    audioNoise: a.audioNoise,
-  };
+/** A failure of the run itself (not of one example): one sentence naming the thing and what to do. */
+export class RunError extends Error {
+  override name = "RunError";
 }
 
-/** Whether a video belongs to the held-out split: a stable hash of its id, the same on every machine. */
-export function isHeldOut(id: string, share: number): boolean {
-  return stableHash(`heldout:${id}`) % 10_000 < share * 10_000;
-}
-
-function filtered(source: ClipSource, keep: (ref: ClipRef) => boolean): ClipSource {
-  return {
-    name: source.name,
-    async *refs(epoch) {
-      for await (const ref of source.refs(epoch)) if (keep(ref)) yield ref;
-    },
-  };
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
-}
-
-/** The run's vocabulary: the configured file, or one built from the HowTo100M captions and saved in the run. */
-export async function runVocabulary(config: PretrainConfig, skips: SkipLog): Promise<Vocabulary> {
-  if (config.data.vocab) return loadVocabulary(config.data.vocab);
-  if (config.data.parquet) {
-    throw new Error(
-      "training from Parquet shards needs data.vocab (--vocab FILE): the vocabulary the captions are tokenized with, " +
-        "e.g. the one given to 'vatt prepare --vocab' (make one with 'vatt vocab --captions caption.json')",
+async function checkRunDir(runDir: string, resume: boolean): Promise<void> {
+  try {
+    await mkdir(runDir, { recursive: true });
+    const probe = join(runDir, `.write-test-${process.pid}`);
+    await writeFile(probe, "");
+    await rm(probe);
+  } catch (err) {
+    throw new RunError(
+      `run directory '${runDir}' is not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): ` +
+        "choose another with --run-dir",
     );
   }
-  const saved = join(config.runDir, "vocab.txt");
-  if (await exists(saved)) return loadVocabulary(saved);
-  if (!config.data.howto100m) return new Vocabulary(SPECIAL_TOKENS); // no text in the data: specials only
-  const { vocab } = await captionVocabulary(join(config.data.howto100m, "caption.json"), 2 ** 16, skips);
-  await mkdir(config.runDir, { recursive: true });
-  await writeVocabulary(vocab, saved);
-  return vocab;
-}
-
-/** The training part of the configured datasets, mixed by weight. */
-export function trainingSource(config: PretrainConfig, model: ModelConfig, skips: SkipLog): ClipSource {
-  const window = { frames: model.videoGeometry.frames, fps: config.data.fps };
-  const inputs: { source: ClipSource; weight: number }[] = [];
-  if (config.data.howto100m) {
-    const source = howTo100M({
-      root: config.data.howto100m,
-      seed: config.seed,
-      skips,
-      clipsPerVideo: config.data.clipsPerVideo,
-      ...window,
-    });
-    inputs.push({
-      source: filtered(source, (r) => !isHeldOut(r.id, config.data.heldOutShare)),
-      weight: config.data.howto100mWeight,
-    });
-  }
-  if (config.data.audioset) {
-    const source = audioSet({ root: config.data.audioset, seed: config.seed, skips, ...window });
-    inputs.push({ source, weight: config.data.audiosetWeight });
-  }
-  if (inputs.length === 0)
-    throw new Error("no raw-video dataset configured (data.howto100m or data.audioset)");
-  return mixSources(inputs, { seed: config.seed });
-}
-
-/** A batch and the stream position after it. */
-export interface PositionedBatch {
-  batch: Batch;
-  position: StreamPosition;
-}
-
-export interface BatchStreamOptions {
-  config: PretrainConfig;
-  model: ModelConfig;
-  vocab: Vocabulary;
-  skips: SkipLog;
-  resume?: StreamPosition;
-  /** Poll interval while waiting for new data in follow mode. */
-  followPollMs?: number;
-  signal?: AbortSignal;
-}
-
-/** Files whose change means the dataset changed: the index files and the media folders. */
-function watchedPaths(config: PretrainConfig): string[] {
-  const paths: string[] = [];
-  if (config.data.howto100m) {
-    const root = config.data.howto100m;
-    paths.push(join(root, "caption.json"), join(root, "HowTo100M_v1.csv"), join(root, "videos"));
-  }
-  if (config.data.audioset) {
-    const root = config.data.audioset;
-    paths.push(
-      join(root, "balanced_train_segments.csv"),
-      join(root, "unbalanced_train_segments.csv"),
-      join(root, "clips"),
+  const checkpoints = await listCheckpoints(runDir);
+  if (!resume && checkpoints.length > 0) {
+    throw new RunError(
+      `run directory '${runDir}' already holds checkpoints (last: step ${checkpoints.at(-1)?.step}): ` +
+        "continue it with --resume, or start a new run with another --run-dir",
     );
   }
-  return paths;
+  if (resume && checkpoints.length === 0) {
+    throw new RunError(
+      `nothing to resume: run directory '${runDir}' has no checkpoint yet; start it without --resume`,
+    );
+  }
 }
 
-/** Size and modification time of each watched path: changes when rows or files are added. */
-async function datasetStamp(paths: string[]): Promise<string> {
-  const parts = await Promise.all(
-    paths.map((p) =>
-      stat(p).then(
-        (s) => `${s.size}:${s.mtimeMs}`,
-        () => "-",
-      ),
-    ),
-  );
-  return parts.join("|");
+/** Which decoder the run uses, for its first lines; a RunError when the one asked for cannot run here. */
+async function describeDecoder(decoder: DecodeOptions["decoder"]): Promise<string> {
+  if (decoder === "process") return "decoding clips with one ffmpeg process each (data.decoder: process)";
+  const status = await libavStatus();
+  if (status.available)
+    return "decoding clips with FFmpeg's libraries in worker threads (data.decoder: libav)";
+  if (decoder === "libav") {
+    throw new RunError(
+      `data.decoder is 'libav' but ${status.reason}: set data.decoder to 'process' or 'auto'`,
+    );
+  }
+  return `decoding clips with one ffmpeg process each (${status.reason})`;
 }
 
-/**
- * The run's refs, epoch after epoch. Every epoch re-reads the dataset's files. With `data.follow`, the stream also
- * (a) waits for data instead of ending when an epoch is empty, and (b) starts the next epoch as soon as the
- * dataset's files change, so videos and captions added while training are picked up within seconds rather than
- * after a whole pass. (A followed run's resume is exact only while the files stay unchanged.)
- */
-async function* refsFollowing(
-  source: ClipSource,
-  o: BatchStreamOptions,
-): AsyncGenerator<ClipRef, void, undefined> {
-  const follow = o.config.data.follow;
-  const pollMs = o.followPollMs ?? 2000;
-  const watched = watchedPaths(o.config);
-  let resume = o.resume;
-  for (;;) {
-    let stamp = follow ? await datasetStamp(watched) : "";
-    let checked = Date.now();
-    let last: ClipRef | undefined;
-    let changed = false;
-    for await (const ref of orderedRefs(source, {
-      seed: o.config.seed,
-      epochs: Number.POSITIVE_INFINITY,
-      shuffleBuffer: o.config.data.shuffleBuffer,
-      resume,
-    })) {
-      last = ref;
-      yield ref;
-      if (follow && Date.now() - checked >= pollMs) {
-        checked = Date.now();
-        const now = await datasetStamp(watched);
-        if (now !== stamp) {
-          changed = true;
-          stamp = now;
-          break;
-        }
+/** Loss and learning-rate curves from metrics.jsonl (the whole history, resumed parts included). */
+async function writePlots(runDir: string): Promise<string[]> {
+  const lines = (await readFile(join(runDir, "metrics.jsonl"), "utf8"))
+    .split("\n")
+    .filter((l) => l.length > 0);
+  const steps = lines
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return undefined; // a line cut short by a crash
       }
-    }
-    // orderedRefs ends only when a whole epoch is empty: without --follow that is the end of the data.
-    if (!follow || o.signal?.aborted) return;
-    resume = { epoch: last ? last.epoch + 1 : (resume?.epoch ?? 0), next: 0 };
-    if (!changed) {
-      // Nothing to read: wait until the dataset changes.
-      while ((await datasetStamp(watched)) === stamp) {
-        await new Promise((r) => setTimeout(r, pollMs));
-        if (o.signal?.aborted) return;
-      }
-    }
-  }
-}
-
-/**
- * The training stream: refs in the run's order (from `resume` on), decoded and augmented with bounded
- * concurrency, stacked into batches, each with the exact position after it. The stream reads ahead only as far
- * as `data.concurrency + data.buffer` clips.
- */
-export async function* positionedBatches(
-  o: BatchStreamOptions,
-): AsyncGenerator<PositionedBatch, void, undefined> {
-  const { config, model } = o;
-  const examples = config.data.parquet ? parquetTrainingExamples(o) : rawTrainingExamples(o);
-  let pending: Example[] = [];
-  let consumed = o.resume?.next ?? 0; // Parquet positions count examples (one epoch index: the stream's own)
-  for await (const example of examples) {
-    const fitted = fitAudio(example, model);
-    checkExample(fitted, model);
-    pending.push(fitted);
-    consumed += 1;
-    if (pending.length < config.train.batchSize) continue;
-    const last = pending[pending.length - 1];
-    const batch = stackExamples(pending);
-    pending = [];
-    const position = config.data.parquet
-      ? { epoch: 0, next: consumed }
-      : { epoch: last.epoch, next: (last.order ?? 0) + 1 };
-    yield { batch, position };
-  }
-}
-
-function rawTrainingExamples(o: BatchStreamOptions): AsyncGenerator<Example, void, undefined> {
-  const { config, model } = o;
-  const source = trainingSource(config, model, o.skips);
-  return pretrainingExamples(refsFollowing(source, o), {
-    seed: config.seed,
-    concurrency: config.data.concurrency,
-    buffer: config.data.buffer,
-    skips: o.skips,
-    geometryIn: config.augment.cropIn as "ffmpeg" | "arrays",
-    decode: decodeOptionsFor(model, config),
-    augment: {
-      ...augmentOptionsFor(config),
-      outHeight: model.videoGeometry.height,
-      outWidth: model.videoGeometry.width,
-      text: captionText(o.vocab, CAPTIONS_PER_CLIP, model.textConfig.maxWords),
-    },
+    })
+    .filter((r): r is Record<string, number> => r?.event === "step");
+  if (steps.length === 0) return [];
+  const pts = (key: string): [number, number][] => steps.map((s) => [s.step, s[key]]);
+  const loss = join(runDir, "loss.png");
+  const lr = join(runDir, "lr.png");
+  await writeLineChartPng(
+    loss,
+    [
+      { label: "total", points: pts("loss"), color: "#222" },
+      { label: "NCE (video-audio)", points: pts("nce"), color: "#d62728" },
+      { label: "MIL-NCE (video-text)", points: pts("milNce"), color: "#1f77b4" },
+    ],
+    { title: "Pretraining loss", xLabel: "step", yLabel: "loss" },
+  );
+  await writeLineChartPng(lr, [{ label: "learning rate", points: pts("lr"), color: "#2ca02c" }], {
+    title: "Learning rate",
+    xLabel: "step",
+    yLabel: "learning rate",
   });
+  return [loss, lr];
 }
 
-/**
- * Examples from `vatt prepare` shards: the same augmentation, no ffmpeg. Held-out videos are dropped here too.
- * Resuming skips the examples already consumed (they are cut and decoded again, then dropped: exact, not free).
- */
-async function* parquetTrainingExamples(o: BatchStreamOptions): AsyncGenerator<Example, void, undefined> {
-  const { config, model } = o;
-  const stored = await readShardManifest(config.data.parquet!);
-  const stride = Math.max(1, Math.round(stored.settings.fps / config.data.fps));
-  const examples = parquetExamples({
-    dir: config.data.parquet!,
-    seed: config.seed,
-    epochs: Number.POSITIVE_INFINITY,
-    frames: model.videoGeometry.frames,
-    stride,
-    concurrency: config.data.concurrency,
-    buffer: config.data.buffer,
-    skips: o.skips,
-    vocab: o.vocab,
-    augment: {
-      ...augmentOptionsFor(config),
-      outHeight: model.videoGeometry.height,
-      outWidth: model.videoGeometry.width,
-    },
-  });
-  let toSkip = o.resume?.next ?? 0;
-  for await (const example of examples) {
-    if (isHeldOut(example.id, config.data.heldOutShare)) continue;
-    if (toSkip > 0) {
-      toSkip -= 1;
-      continue;
-    }
-    yield example;
-  }
-}
-
-/**
- * Audio stored at another rate (Parquet shards keep 48 kHz) resampled to the model's sample count: each output
- * sample is the mean of the input span it covers (a box filter against aliasing), or linear interpolation when
- * upsampling.
- */
-export function resampleAudio(audio: Float32Array, samples: number): Float32Array {
-  if (audio.length === samples) return audio;
-  const out = new Float32Array(samples);
-  const ratio = audio.length / samples;
-  for (let i = 0; i < samples; i++) {
-    const lo = i * ratio;
-    const hi = lo + ratio;
-    if (ratio <= 1) {
-      const j = Math.min(audio.length - 1, Math.floor(lo));
-      const f = lo - j;
-      out[i] = audio[j] * (1 - f) + audio[Math.min(audio.length - 1, j + 1)] * f;
-      continue;
-    }
-    let sum = 0;
-    const first = Math.floor(lo);
-    const last = Math.min(audio.length, Math.ceil(hi));
-    for (let j = first; j < last; j++) sum += audio[j] * (Math.min(j + 1, hi) - Math.max(j, lo));
-    out[i] = sum / ratio;
-  }
-  return out;
-}
-
-function fitAudio(e: Example, model: ModelConfig): Example {
-  const samples = model.audioGeometry.samples;
-  return e.audio.length === samples ? e : { ...e, audio: resampleAudio(e.audio, samples) };
-}
-
-function checkExample(e: Example, model: ModelConfig): void {
-  const g = model.videoGeometry;
-  const [t, h, w] = e.videoShape;
-  if (t !== g.frames || h !== g.height || w !== g.width || e.audio.length !== model.audioGeometry.samples) {
-    throw new Error(
-      `example ${e.source}:${e.id} is ${e.videoShape.join("x")} video and ${e.audio.length} audio samples; the ` +
-        `model expects ${g.frames}x${g.height}x${g.width}x3 and ${model.audioGeometry.samples} (a decode setting is off)`,
-    );
-  }
-}
-
-/** One held-out evaluation item: a stretch of a video, with the caption spoken there (when there is one). */
-export interface EvalItem {
-  ref: ClipRef;
-  text?: string;
-}
-
-/**
- * Held-out items: HowTo100M videos of the held-out split (a stretch around one of their captions, the caption as
- * the text query) and AudioSet's eval segments (no text). At most `eval.maxVideos` of each.
- */
-export async function evaluationItems(
+export async function runPretraining(
   config: PretrainConfig,
-  model: ModelConfig,
-  skips: SkipLog,
-): Promise<EvalItem[]> {
-  const items: EvalItem[] = [];
-  const window = model.videoGeometry.frames / config.data.fps;
-  const max = config.eval.maxVideos;
-  if (config.data.howto100m) {
-    const source = howTo100M({
-      root: config.data.howto100m,
-      seed: config.seed + 1,
-      skips,
-      windowSeconds: window,
-      clipsPerVideo: config.eval.clipsPerVideo,
+  o: PretrainRunOptions = {},
+): Promise<PretrainResult> {
+  const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const runDir = config.runDir;
+  await checkRunDir(runDir, o.resume ?? false);
+  const backend = await selectBackend(config.model.backend as BackendChoice);
+  const fast = backend.fast.enabled
+    ? `, matrix products on ${backend.fast.engine} (${backend.fast.threads} thread${backend.fast.threads === 1 ? "" : "s"}` +
+      `${backend.fast.caller === "node-binding" ? ", through onnxruntime-node's run" : ""})`
+    : backend.name === "wasm" && backend.fast.reason
+      ? `, stock kernels (${backend.fast.reason})`
+      : "";
+  const passed = backend.skipped.length ? `; passed over ${backend.skipped.join(", ")}` : "";
+  log(`vatt: backend ${backend.name}${fast}${passed}`);
+  log(`vatt: ${await describeDecoder(config.data.decoder as DecodeOptions["decoder"])}`);
+
+  // Each distinct problem is printed once (a bad file fails again every pass), the first few only; all are counted.
+  const shown = new Set<string>();
+  const skips = new SkipLog(50, (event) => {
+    if (shown.has(event.message) || shown.size > 5) return;
+    shown.add(event.message);
+    log(
+      shown.size <= 5
+        ? `vatt: skipped: ${event.message}`
+        : "vatt: more skips follow; counts are in metrics.jsonl and the summary",
+    );
+  });
+  const vocab = await runVocabulary(config, skips);
+  const modelConfig = runModelConfig(config, vocab.size);
+  const model = createModel(modelConfig, config.seed);
+  const optimizer = createOptimizer(
+    {
+      ...pretrainingOptimizer({
+        lr: config.train.learningRate,
+        finalLr: config.train.finalLearningRate,
+        warmupSteps: config.train.warmupSteps,
+        totalSteps: config.train.steps,
+      }),
+      ...(config.train.gradClipNorm > 0 ? { clipNorm: config.train.gradClipNorm } : {}),
+    },
+    model.params,
+  );
+  try {
+    let position: StreamPosition | undefined;
+    if (o.resume) {
+      const last = (await latestCheckpoint(runDir))!;
+      await loadCheckpoint(join(last.dir, "model.safetensors"), model, optimizer);
+      position = (
+        JSON.parse(await readFile(join(last.dir, "position.json"), "utf8")) as { position: StreamPosition }
+      ).position;
+      log(
+        `vatt: resumed ${runDir} at step ${optimizer.step} (data epoch ${position.epoch}, next ${position.next})`,
+      );
+    }
+    const configFile = join(runDir, "config.json");
+    await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`);
+    const metrics = new MetricsLog(join(runDir, "metrics.jsonl"));
+    const params = paramCounts(modelConfig).total;
+    metrics.write({
+      event: o.resume ? "resume" : "start",
+      step: optimizer.step,
+      backend: backend.name,
+      preset: modelConfig.preset,
+      params,
+      vocab: vocab.size,
     });
-    let count = 0;
-    for await (const ref of source.refs(0)) {
-      if (!isHeldOut(ref.id, config.data.heldOutShare)) continue;
-      const caption = nearestCaptions(ref.captions, ref.start, ref.end, 1)[0];
-      if (!caption) continue;
-      // The stretch the 4 windows cover: the caption's own span, at least one window long.
-      const centre = (caption.start + caption.end) / 2;
-      const half = Math.max(window, caption.end - caption.start) / 2;
-      const start = Math.max(0, centre - half);
-      items.push({ ref: { ...ref, start, end: start + 2 * half, captions: [caption] }, text: caption.text });
-      if (++count >= max) break;
-    }
-  }
-  if (config.data.audioset) {
-    const evalCsv = join(config.data.audioset, "eval_segments.csv");
-    if (await exists(evalCsv)) {
-      const source = audioSet({
-        root: config.data.audioset,
-        segments: evalCsv,
-        seed: config.seed,
-        skips,
-        windowSeconds: window,
-      });
-      let count = 0;
-      for await (const ref of source.refs(0)) {
-        items.push({ ref: { ...ref, start: 0, end: ref.duration ?? Math.max(ref.end, 10) } });
-        if (++count >= max) break;
+    log(
+      `vatt: ${o.resume ? "resuming" : "pretraining"} ${modelConfig.preset} (${(params / 1e6).toFixed(2)} M parameters, ` +
+        `vocabulary ${vocab.size}) for ${config.train.steps} steps of ${config.train.batchSize} examples; run directory ${runDir}`,
+    );
+
+    const decode = decodeOptionsFor(modelConfig, config);
+    let items: EvalItem[] | undefined;
+    let lastEval: EvalReport | undefined;
+    const evaluate = async (step: number): Promise<void> => {
+      items ??= await evaluationItems(config, modelConfig, skips);
+      if (items.length < 2) {
+        log("vatt: evaluation skipped: fewer than 2 held-out items (raise data.heldOutShare or add videos)");
+        return;
       }
+      log(`vatt: evaluating retrieval on ${items.length} held-out items at step ${step} ...`);
+      lastEval = await evaluateRetrieval({
+        model,
+        vocab,
+        items,
+        decode,
+        windows: config.eval.windows,
+        concurrency: config.data.concurrency,
+        skips,
+        step,
+        signal: o.stop,
+      });
+      await writeEvalReport(runDir, lastEval);
+      metrics.write({ event: "eval", ...lastEval });
+      for (const line of describeEval(lastEval)) log(`vatt: ${line}`);
+    };
+
+    const summary = await runTrainingLoop({
+      runDir,
+      model,
+      optimizer,
+      data: positionedBatches({ config, model: modelConfig, vocab, skips, resume: position, signal: o.stop }),
+      steps: config.train.steps,
+      seed: config.seed,
+      lambda: config.train.lambda,
+      checkpointEvery: config.train.checkpointEvery,
+      keepCheckpoints: config.train.keepCheckpoints,
+      logEvery: config.train.logEvery,
+      skips,
+      metrics,
+      startPosition: position,
+      stop: o.stop,
+      evalEvery: config.train.evalEvery,
+      evaluate,
+      checkpointExtra: { runConfig: config },
+    });
+    metrics.write({ event: "end", ...summary, losses: undefined, skips: skips.byReason() });
+    if (summary.ended === "data-exhausted") {
+      log("vatt: the data ran out: no example could be read (see the skips above); training stopped early");
     }
+    if (!o.skipFinalEval && summary.ended !== "stopped" && summary.stepsThisRun > 0)
+      await evaluate(summary.step);
+    const plots = await writePlots(runDir);
+    return {
+      runDir,
+      backend,
+      summary,
+      eval: lastEval,
+      skips: skips.byReason(),
+      files: {
+        metrics: join(runDir, "metrics.jsonl"),
+        config: configFile,
+        ...(lastEval ? { eval: join(runDir, "eval.json") } : {}),
+        plots,
+        ...(summary.lastCheckpoint ? { checkpoint: summary.lastCheckpoint } : {}),
+      },
+    };
+  } finally {
+    disposeModel(model);
+    disposeOptimizer(optimizer);
   }
-  return items;
 }

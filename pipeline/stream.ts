@@ -8,16 +8,7 @@
  * `concurrency` ffmpeg processes running and `buffer` finished clips waiting. A clip that fails to decode is
  * recorded in `skips` (where "decode", reason = the MediaError kind) and replaced by the next ref.
  */
-import {
-  type AugmentOptions,
-  applyAugmentation,
-  augmentClip,
-  drawAugmentation,
-} from "../operators/augment.js";
-import { stackExamples } from "../operators/batch.js";
-import { type DecodeOptions, decodeClip, type FilterGeometry } from "../operators/decode.js";
-import { spatialViews, temporalWindows, type ViewOptions } from "../operators/eval-views.js";
-import { MediaError } from "./ffmpeg.js";
+
 import {
   batchOf,
   flow,
@@ -26,9 +17,20 @@ import {
   mapEach,
   type PullOperator,
   toAsyncIterable,
-} from "./flow.js";
-import type { Batch, ClipRef, DecodedClip, Example } from "./records.js";
-import { SkipLog } from "./skips.js";
+} from "../core/flow.js";
+import type { FilterGeometry } from "../core/geometry.js";
+import type { Batch, ClipRef, DecodedClip, Example } from "../core/records.js";
+import { SkipLog } from "../core/skips.js";
+import { MediaError } from "../media/ffmpeg.js";
+import {
+  type AugmentOptions,
+  applyAugmentation,
+  augmentClip,
+  drawAugmentation,
+} from "../operators/augment.js";
+import { stackExamples } from "../operators/batch.js";
+import { type DecodeOptions, decodeClip } from "../operators/decode.js";
+import { spatialViews, temporalWindows, type ViewOptions } from "../operators/eval-views.js";
 
 export interface StageOptions {
   /** ffmpeg processes at once (default 2: one per core here). */

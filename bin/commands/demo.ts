@@ -1,6 +1,3 @@
-import { ConfigError } from "../../pipeline/config.js";
-import { runDemo } from "../../sinks/demo.js";
-import { RunError } from "../../sinks/pretrain.js";
 import { type Command, optionalString, UserError } from "../cli.js";
 import { flagLayer, printResult, stopOnSignals } from "./pretrain.js";
 
@@ -23,6 +20,9 @@ export const demoCommand: Command = {
     set: { type: "string", multiple: true, help: "any config key (see 'vatt pretrain --help-config')" },
   },
   async run(args) {
+    const { ConfigError } = await import("../../pipeline/config.js");
+    const { runDemo } = await import("../../pipeline/demo.js");
+    const { RunError } = await import("../../pipeline/pretrain.js");
     const stop = stopOnSignals();
     try {
       const result = await runDemo({
@@ -30,7 +30,7 @@ export const demoCommand: Command = {
         overrides: [flagLayer("demo", args)],
         stop: stop.signal,
       });
-      printResult(result);
+      await printResult(result);
       return 0;
     } catch (err) {
       if (err instanceof ConfigError) throw new UserError(`vatt demo: ${err.message}`, 2);

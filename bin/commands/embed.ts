@@ -1,4 +1,4 @@
-import { type EmbedKind, embedDataset } from "../../sinks/embed.js";
+import type { EmbedKind } from "../../pipeline/embed.js";
 import { type Command, choiceOption, intOption, optionalString, requireString } from "../cli.js";
 
 export const embedCommand: Command = {
@@ -38,6 +38,7 @@ export const embedCommand: Command = {
       "wasm",
       "cpu",
     ] as const);
+    const { embedDataset } = await import("../../pipeline/embed.js");
     const { rows, skips } = await embedDataset({
       checkpoint,
       dataset,

@@ -1,9 +1,5 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { audioSet, readClassLabels } from "../../datasets/audioset.js";
-import { howTo100M } from "../../datasets/howto100m.js";
-import { SkipLog } from "../../pipeline/skips.js";
-import { inspectRefs } from "../../sinks/inspect.js";
 import { type Command, choiceOption, intOption, requireString, UserError } from "../cli.js";
 
 export const inspectCommand: Command = {
@@ -26,12 +22,16 @@ export const inspectCommand: Command = {
     if (!kind) throw new UserError("vatt inspect: --kind is required (howto100m or audioset)", 2);
     const seed = intOption("inspect", args, "seed", { min: 0 })!;
     const size = intOption("inspect", args, "size", { min: 16, max: 512 })!;
+    const { SkipLog } = await import("../../core/skips.js");
+    const { audioSet, readClassLabels } = await import("../../datasets/audioset.js");
+    const { howTo100M } = await import("../../datasets/howto100m.js");
     const skips = new SkipLog();
     const source = kind === "howto100m" ? howTo100M({ root, seed, skips }) : audioSet({ root, seed, skips });
     const classNames =
       kind === "audioset"
         ? (await readClassLabels(join(root, "class_labels_indices.csv"), skips)).names
         : undefined;
+    const { inspectRefs } = await import("../../pipeline/inspect.js");
     const png = await inspectRefs(source.refs(0), {
       examples: intOption("inspect", args, "examples", { min: 1, max: 64 })!,
       framesShown: intOption("inspect", args, "frames", { min: 1, max: 32 })!,

@@ -1,5 +1,5 @@
-import { PREPARE_KINDS, type PrepareKind, prepareShards } from "../../pipeline/prepare.js";
-import { SkipLog } from "../../pipeline/skips.js";
+import { SkipLog } from "../../core/skips.js";
+import type { PrepareKind } from "../../pipeline/prepare.js";
 import {
   type Command,
   choiceOption,
@@ -78,6 +78,7 @@ export const prepareCommand: Command = {
   },
   async run(args) {
     const c = "prepare";
+    const { PREPARE_KINDS, prepareShards } = await import("../../pipeline/prepare.js");
     const dataset = requireString(c, args, "dataset");
     const out = requireString(c, args, "out");
     const kind = choiceOption<PrepareKind>(c, args, "kind", PREPARE_KINDS);

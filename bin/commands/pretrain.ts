@@ -1,14 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import {
-  ConfigError,
-  describeSchema,
-  type PretrainConfig,
-  readConfigFile,
-  resolveConfig,
-} from "../../pipeline/config.js";
-import { describeEval } from "../../sinks/evaluate.js";
-import { type PretrainResult, RunError, runPretraining } from "../../sinks/pretrain.js";
+import type { PretrainConfig } from "../../pipeline/config.js";
+import type { PretrainResult } from "../../pipeline/pretrain.js";
 import { type Command, type ParsedArgs, UserError } from "../cli.js";
 
 /** Flags that set one config key each; everything else goes through --set KEY=VALUE. */
@@ -49,6 +42,7 @@ export async function configFromArgs(
   args: ParsedArgs,
   defaults: unknown = {},
 ): Promise<PretrainConfig> {
+  const { ConfigError, readConfigFile, resolveConfig } = await import("../../pipeline/config.js");
   try {
     // Resuming starts from the run's own effective config, so `--resume --run-dir DIR` alone continues it.
     const runDir = args.values["run-dir"];
@@ -88,7 +82,8 @@ export function stopOnSignals(): { signal: AbortSignal; dispose: () => void } {
   };
 }
 
-export function printResult(r: PretrainResult): void {
+export async function printResult(r: PretrainResult): Promise<void> {
+  const { describeEval } = await import("../../pipeline/evaluate.js");
   const s = r.summary;
   const lines = [
     `run directory: ${r.runDir}`,
@@ -146,15 +141,19 @@ export const pretrainCommand: Command = {
   },
   async run(args) {
     if (args.values["help-config"]) {
+      const { describeSchema } = await import("../../pipeline/config.js");
       console.log(
         ["Config keys (file, --set KEY=VALUE, or the flags above):", ...describeSchema()].join("\n"),
       );
       return 0;
     }
     const config = await configFromArgs("pretrain", args);
+    const { RunError, runPretraining } = await import("../../pipeline/pretrain.js");
     const stop = stopOnSignals();
     try {
-      printResult(await runPretraining(config, { resume: Boolean(args.values.resume), stop: stop.signal }));
+      await printResult(
+        await runPretraining(config, { resume: Boolean(args.values.resume), stop: stop.signal }),
+      );
       return 0;
     } catch (err) {
       if (err instanceof RunError) throw new UserError(`vatt pretrain: ${err.message}`);

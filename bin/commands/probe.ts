@@ -1,4 +1,4 @@
-import { probe } from "../../pipeline/probe.js";
+import { probe } from "../../media/probe.js";
 import type { Command } from "../cli.js";
 
 export const probeCommand: Command = {

@@ -1,4 +1,4 @@
-import { type SynthKind, synthesizeDataset } from "../../datasets/synth.js";
+import type { SynthKind } from "../../datasets/synth.js";
 import { type Command, choiceOption, intOption, numberOption, requireString } from "../cli.js";
 
 export const synthCommand: Command = {
@@ -28,6 +28,7 @@ export const synthCommand: Command = {
     const out = requireString("synth", args, "out");
     if (!kind) requireString("synth", args, "kind");
     const started = Date.now();
+    const { synthesizeDataset } = await import("../../datasets/synth.js");
     const truth = await synthesizeDataset({
       kind: kind!,
       out,

@@ -1,6 +1,4 @@
 import { access } from "node:fs/promises";
-import { captionVocabulary, writeVocabulary } from "../../datasets/vocab.js";
-import { SkipLog } from "../../pipeline/skips.js";
 import { type Command, intOption, requireString, UserError } from "../cli.js";
 
 export const vocabCommand: Command = {
@@ -20,6 +18,8 @@ export const vocabCommand: Command = {
     await access(captions).catch(() => {
       throw new UserError(`vatt vocab: cannot read --captions ${captions}: no such file (check the path)`);
     });
+    const { SkipLog } = await import("../../core/skips.js");
+    const { captionVocabulary, writeVocabulary } = await import("../../pipeline/vocab.js");
     const skips = new SkipLog(5);
     const { vocab, distinctWords, videos, captions: lines } = await captionVocabulary(captions, size, skips);
     await writeVocabulary(vocab, out).catch((err: Error) => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
+import { SkipLog } from "../../core/skips.js";
 import {
   audioSet,
   multiHot,
@@ -9,7 +10,6 @@ import {
   readOntology,
   segmentStem,
 } from "../../datasets/audioset.js";
-import { SkipLog } from "../../pipeline/skips.js";
 import { collect, fixtureDir } from "./fixtures.js";
 
 const CLASS_LABELS =

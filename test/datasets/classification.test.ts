@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
+import { SkipLog } from "../../core/skips.js";
 import {
   classFolders,
   esc50,
@@ -9,7 +10,6 @@ import {
   kineticsStem,
   ucf101,
 } from "../../datasets/classification.js";
-import { SkipLog } from "../../pipeline/skips.js";
 import { collect, fixtureDir } from "./fixtures.js";
 
 test("UCF101: train list with labels, test list labelled by folder; unknown classes and missing videos skipped", async () => {

@@ -3,8 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after } from "node:test";
-import type { ClipSource } from "../../datasets/source.js";
-import type { ClipRef } from "../../pipeline/records.js";
+import type { ClipRef, ClipSource } from "../../core/records.js";
 
 /** A fresh temp folder holding `files` (path -> content), removed after the test file. */
 export async function fixtureDir(files: Record<string, string | Uint8Array>): Promise<string> {

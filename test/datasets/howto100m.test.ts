@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
+import { SkipLog } from "../../core/skips.js";
 import { howTo100M, parseCaptionEntry, placeWindow } from "../../datasets/howto100m.js";
-import { SkipLog } from "../../pipeline/skips.js";
 import { collect, fixtureDir } from "./fixtures.js";
 
 const CSV_HEADER = "video_id,category_1,category_2,rank,task_id\n";

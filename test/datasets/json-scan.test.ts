@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
+import { randomForRun } from "../../core/random.js";
 import { type JsonScanEvent, scanJsonObject, TopLevelObjectScanner } from "../../datasets/json-scan.js";
-import { randomForRun } from "../../pipeline/random.js";
 import { collect, fixtureDir } from "./fixtures.js";
 
 /** Feeds `text` to a scanner in chunks cut at the given byte positions. */

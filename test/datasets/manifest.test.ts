@@ -3,8 +3,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { tableFromArrays, tableFromJSON, tableToIPC } from "apache-arrow";
 import { Table, WriterPropertiesBuilder, writeParquet } from "parquet-wasm";
+import { SkipLog } from "../../core/skips.js";
 import { manifest, manifestRow, parseLabels } from "../../datasets/manifest.js";
-import { SkipLog } from "../../pipeline/skips.js";
 import { collect, fixtureDir } from "./fixtures.js";
 
 const MEDIA = { "media/a.mp4": "", "media/b.wav": "" };

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type SynthOptions, type SynthTruth, synthesizeDataset } from "../../datasets/synth.js";
 import { CONCEPTS } from "../../datasets/synth-concepts.js";
-import { probe } from "../../pipeline/probe.js";
+import { probe } from "../../media/probe.js";
 
 let dir: string;
 const small = {

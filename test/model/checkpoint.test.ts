@@ -11,7 +11,7 @@ import {
 } from "../../model/checkpoint.js";
 import { createOptimizer, disposeOptimizer, pretrainingOptimizer } from "../../model/optim.js";
 import { decodeSafetensors, encodeSafetensors } from "../../model/safetensors.js";
-import { embed, trainStep } from "../../model/train.js";
+import { embed, trainStep } from "../../model/step.js";
 import { createModel, disposeModel } from "../../model/vatt.js";
 import { syntheticBatch, testBackend, tinyTestConfig } from "./helpers.js";
 

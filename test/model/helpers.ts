@@ -1,8 +1,9 @@
 /** Shared fixtures of the model tests: the backend, a tiny config with a small vocabulary, synthetic batches. */
+
+import { randomForRun } from "../../core/random.js";
+import type { Batch } from "../../core/records.js";
 import { selectBackend } from "../../model/backend.js";
 import { type ModelConfig, presetConfig, withOverrides } from "../../model/config.js";
-import { randomForRun } from "../../pipeline/random.js";
-import type { Batch } from "../../pipeline/records.js";
 
 /** wasm is the project's default engine; tests run on it (override with VATT_TEST_BACKEND=cpu). */
 export async function testBackend(): Promise<string> {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
 import * as tf from "@tensorflow/tfjs";
+import { randomForRun } from "../../core/random.js";
 import { keptTokens, type TransformerSize, videoTokens } from "../../model/config.js";
 import { updateMovingStatistics } from "../../model/heads.js";
 import { paramCounts } from "../../model/info.js";
@@ -10,7 +11,6 @@ import { relativePositionBucket } from "../../model/text.js";
 import { dropTokenIndices, patchData, videoPatches } from "../../model/tokens.js";
 import { buildEncoder, encoderBlock } from "../../model/transformer.js";
 import { createModel, disposeModel, modelParamCount } from "../../model/vatt.js";
-import { randomForRun } from "../../pipeline/random.js";
 import { testBackend, tinyTestConfig } from "./helpers.js";
 
 before(async () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { randomFor } from "../../core/random.js";
 import { addGaussianNoise, clipAudio, peakAbs } from "../../operators/audio.js";
-import { randomFor } from "../../pipeline/random.js";
 
 describe("audio operators", () => {
   const tone = new Float32Array(48_000).map((_, i) => 0.5 * Math.sin((2 * Math.PI * 440 * i) / 48_000));

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { multiHot } from "../../core/labels.js";
+import type { ClipRef, DecodedClip } from "../../core/records.js";
 import { applyAugmentation, augmentClip, drawAugmentation } from "../../operators/augment.js";
 import { stackExamples } from "../../operators/batch.js";
 import { centreCropView, temporalWindows, threeCropViews } from "../../operators/eval-views.js";
-import { multiHot } from "../../pipeline/labels.js";
-import type { ClipRef, DecodedClip } from "../../pipeline/records.js";
 
 function fakeClip(
   index: number,

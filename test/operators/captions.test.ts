@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { captionPositives, captionText, intervalGap, nearestCaptions } from "../../operators/captions.js";
+import { intervalGap, nearestCaptions } from "../../core/captions.js";
+import type { Caption, ClipRef } from "../../core/records.js";
+import { captionPositives, captionText } from "../../operators/captions.js";
 import { Vocabulary } from "../../operators/tokenize.js";
-import type { Caption, ClipRef } from "../../pipeline/records.js";
 
 const VOCAB = new Vocabulary(["<pad>", "<bos>", "<eos>", "<unk>", "a", "b", "c", "d", "e", "f", "g"]);
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { randomFor } from "../../core/random.js";
 import {
   adjustBrightness,
   adjustContrast,
@@ -11,7 +12,6 @@ import {
   drawColourFactors,
   toSymmetricRange,
 } from "../../operators/color.js";
-import { randomFor } from "../../pipeline/random.js";
 
 function close(actual: ArrayLike<number>, expected: number[], eps = 1e-5): void {
   assert.equal(actual.length, expected.length);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { randomFor } from "../../core/random.js";
 import { colourAugment, drawColourFactors } from "../../operators/color.js";
 import {
   centreCropBox,
@@ -10,7 +11,6 @@ import {
   threeCropBoxes,
   vggCropBox,
 } from "../../operators/crop.js";
-import { randomFor } from "../../pipeline/random.js";
 
 describe("crop boxes", () => {
   it("inception crops stay in the frame with area in [0.08, 1] and aspect in [0.5, 2] over many seeds", () => {

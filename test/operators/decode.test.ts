@@ -1,17 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import {
-  chooseWindowStart,
-  clipSamples,
-  decodeClip,
-  type FilterGeometry,
-  parsePpmStream,
-  scaledSize,
-} from "../../operators/decode.js";
-import { MediaError, runMediaTool } from "../../pipeline/ffmpeg.js";
-import { randomFor } from "../../pipeline/random.js";
-import type { ClipRef } from "../../pipeline/records.js";
+import { type FilterGeometry, scaledSize } from "../../core/geometry.js";
+import { randomFor } from "../../core/random.js";
+import type { ClipRef } from "../../core/records.js";
+import { MediaError, runMediaTool } from "../../media/ffmpeg.js";
+import { chooseWindowStart, clipSamples, decodeClip, parsePpmStream } from "../../operators/decode.js";
 import { makeGarbage, makeMedia, makeTempDir, removeDir, truncateMedia } from "../media.js";
 
 function ref(path: string, start = 0, end = 100, index = 0): ClipRef {

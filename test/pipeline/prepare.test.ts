@@ -7,10 +7,10 @@ import { fileURLToPath } from "node:url";
 import { DuckDBInstance } from "@duckdb/node-api";
 import sharp from "sharp";
 import { shardOption } from "../../bin/commands/prepare.js";
+import { SkipLog } from "../../core/skips.js";
+import { readShardManifest, receiptFile, shardFile } from "../../datasets/parquet-manifest.js";
 import { synthesizeDataset } from "../../datasets/synth.js";
 import { prepareShards, shardOfSpan } from "../../pipeline/prepare.js";
-import { readShardManifest, receiptFile, shardFile } from "../../pipeline/prepare-manifest.js";
-import { SkipLog } from "../../pipeline/skips.js";
 import { sha256File } from "../../sinks/parquet-writer.js";
 import { makeTempDir, removeDir } from "../media.js";
 

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ClipRef, Example } from "../../pipeline/records.js";
-import { SkipLog } from "../../pipeline/skips.js";
+import type { ClipRef, Example } from "../../core/records.js";
+import { SkipLog } from "../../core/skips.js";
 import { evaluationViews, pretrainingBatches, pretrainingExamples } from "../../pipeline/stream.js";
 import {
   childProcesses,

@@ -1,0 +1,22 @@
+/**
+ * `vatt`: the package's face. Everything a script composes: the data side (`vatt/data`, re-exported here) plus the
+ * model, pretraining runs, evaluation and embeddings. Each command of the `vatt` CLI is one of these calls.
+ *
+ *   import { runPretraining, resolveConfig } from "vatt";
+ */
+export * from "./data.js";
+export { type BackendChoice, selectBackend } from "./model/backend.js";
+export { loadCheckpoint, saveCheckpoint } from "./model/checkpoint.js";
+export { type ModelConfig, PRESET_NAMES, presetConfig, withOverrides } from "./model/config.js";
+export { embed, trainStep } from "./model/step.js";
+export { createModel, disposeModel, type VattModel } from "./model/vatt.js";
+export { ConfigError, type PretrainConfig, readConfigFile, resolveConfig } from "./pipeline/config.js";
+export { type DemoOptions, runDemo } from "./pipeline/demo.js";
+export { type EmbedOptions, embedDataset } from "./pipeline/embed.js";
+export { type EvalReport, evaluateRetrieval } from "./pipeline/evaluate.js";
+export {
+  type PretrainResult,
+  type PretrainRunOptions,
+  RunError,
+  runPretraining,
+} from "./pipeline/pretrain.js";
