@@ -182,7 +182,8 @@ function stepScalars(record: Record<string, unknown>): Record<string, number> {
 
 /**
  * What TensorBoard should get from one metrics.jsonl line: scalars for step and eval lines, a session start for
- * start/resume lines, nothing for the other events (checkpoints, skipped steps, the end summary).
+ * start/resume lines (the writer puts it at the step of the session's first scalars, the first step that may
+ * repeat), nothing for the other events (checkpoints, skipped steps, the end summary).
  */
 export function metricsLineEvent(record: Record<string, unknown>): TensorboardEvent | undefined {
   const step = record.step;
