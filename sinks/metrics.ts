@@ -1,9 +1,12 @@
 /**
- * Where a run's numbers go: one JSON object a line in `metrics.jsonl` (always), and a live progress line on a
- * terminal. The JSONL file is appended and flushed line by line, so a crash loses at most the line being written
- * and a resumed run continues the same file.
+ * Where a run's numbers go: one JSON object a line in `metrics.jsonl` (always), the same scalars as TensorBoard
+ * event files beside it (sinks/tensorboard.ts), and a live progress line on a terminal. The JSONL file is
+ * appended and flushed line by line, so a crash loses at most the line being written and a resumed run continues
+ * the same file.
  */
 import { appendFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { TensorboardWriter } from "./tensorboard.js";
 
 export interface StepMetrics {
   step: number;
@@ -21,11 +24,30 @@ export interface StepMetrics {
 }
 
 export class MetricsLog {
-  constructor(readonly file: string) {}
+  /** The same scalars as TensorBoard event files beside metrics.jsonl (a new file per process). */
+  private tensorboard: TensorboardWriter | undefined;
+
+  constructor(
+    readonly file: string,
+    options: { tensorboard?: boolean } = {},
+  ) {
+    if (options.tensorboard !== false) this.tensorboard = new TensorboardWriter(dirname(file));
+  }
 
   /** Appends one record (any JSON object) as a line. */
   write(record: Record<string, unknown>): void {
-    appendFileSync(this.file, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
+    const line = { time: new Date().toISOString(), ...record };
+    appendFileSync(this.file, `${JSON.stringify(line)}\n`);
+    try {
+      this.tensorboard?.metricsLine(line);
+    } catch (err) {
+      // The event files are a view of metrics.jsonl: losing them must not stop a run.
+      console.error(
+        `vatt: TensorBoard events are no longer written to '${this.tensorboard?.dir}' ` +
+          `(${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); metrics.jsonl goes on`,
+      );
+      this.tensorboard = undefined;
+    }
   }
 }
 
