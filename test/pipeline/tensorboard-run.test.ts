@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { synthesizeDataset } from "../../datasets/synth.js";
 import { resolveConfig } from "../../pipeline/config.js";
-import { runPretraining } from "../../sinks/pretrain.js";
-import { eventFiles, readEventFile, scalarTable } from "./tfevents-reader.js";
+import { runPretraining } from "../../pipeline/pretrain.js";
+import { eventFiles, readEventFile, scalarTable } from "../sinks/tfevents-reader.js";
 
 const small = { width: 96, height: 64, fps: 10, minSeconds: 4, maxSeconds: 5 } as const;
 
