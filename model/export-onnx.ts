@@ -233,14 +233,15 @@ export function videoEncoderOnnx(m: VattModel): ExportedEncoder {
   );
   const voxels = e.g.transpose(grid, [0, 1, 3, 5, 2, 4, 6, 7], "video/voxels");
   const patches = e.g.reshape(voxels, [0, n, voxelSize(g)], "video/patches");
-  const positions = videoPatches(
+  // Each token's (t, h, w) as model/tokens.ts lays them out; the patch values of one empty clip are never written.
+  const { positions } = videoPatches(
     new Float32Array(g.frames * g.height * g.width * 3),
     1,
     g,
     allVideoTokens(g),
   );
   const pooled = tf.tidy(() => {
-    const pos = foldedPositions(m, "video", positions.positions);
+    const pos = foldedPositions(m, "video", positions);
     return e.backbone(patches, "video", pos);
   });
   // Heads (model/heads.ts videoHeads) with the moving statistics.

@@ -192,7 +192,7 @@ export function exportManifest(
       valueRange: [-1, 1],
       normalisation: "x * 2 / 255 - 1 on 8-bit RGB",
       sampling: `${g.frames} consecutive frames at ${fps} fps`,
-      crop: `short side resized to ${Math.max(g.height, g.width)} pixels, then the central ${g.height}x${g.width} crop`,
+      crop: `short side resized (bilinear) to ${Math.min(g.height, g.width)} pixels, then the central ${g.height}x${g.width} crop`,
     },
     audio: {
       samples: c.audioGeometry.samples,

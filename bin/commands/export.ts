@@ -4,8 +4,8 @@
 import { EXPORT_FORMATS, exportOnnx, MANIFEST } from "../../sinks/export-onnx.js";
 import { type Command, choiceOption, optionalString, requireString } from "../cli.js";
 
-function megabytes(bytes: number): string {
-  return `${(bytes / 1e6).toFixed(1)} MB`;
+function size(bytes: number): string {
+  return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${(bytes / 1e3).toFixed(1)} kB`;
 }
 
 export const exportCommand: Command = {
@@ -29,7 +29,7 @@ export const exportCommand: Command = {
     const out = requireString("export", args, "out");
     const format = choiceOption("export", args, "format", EXPORT_FORMATS);
     const r = await exportOnnx({ checkpoint, out, format, vocab: optionalString(args, "vocab") });
-    for (const f of r.files) console.log(`  ${f.name.padEnd(18)} ${megabytes(f.bytes)}`);
+    for (const f of r.files) console.log(`  ${f.name.padEnd(18)} ${size(f.bytes)}`);
     const m = r.manifest;
     console.log(
       `wrote the ${m.preset} encoders to ${out} (ONNX opset ${m.opset}; embeddings not normalised, see ${MANIFEST})`,
