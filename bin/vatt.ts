@@ -6,6 +6,7 @@ import { setFlagsFromString } from "node:v8";
 import { type Command, helpText, parseCommandArgs, UserError } from "./cli.js";
 import { demoCommand } from "./commands/demo.js";
 import { embedCommand } from "./commands/embed.js";
+import { exportCommand } from "./commands/export.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { modelInfoCommand } from "./commands/model-info.js";
 import { prepareCommand } from "./commands/prepare.js";
@@ -32,6 +33,7 @@ const commands: Command[] = [
   vocabCommand,
   inspectCommand,
   embedCommand,
+  exportCommand,
   modelInfoCommand,
 ];
 
