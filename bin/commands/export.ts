@@ -1,7 +1,6 @@
 /**
- * `vatt export`: a checkpoint's encoders as ONNX models with the notes to feed them (sinks/export-onnx.ts).
+ * `vatt export`: a checkpoint's encoders as ONNX models with the notes to feed them (pipeline/export.ts).
  */
-import { EXPORT_FORMATS, exportOnnx, MANIFEST } from "../../sinks/export-onnx.js";
 import { type Command, choiceOption, optionalString, requireString } from "../cli.js";
 
 function size(bytes: number): string {
@@ -25,6 +24,7 @@ export const exportCommand: Command = {
     vocab: { type: "string", help: "vocabulary file (default: the run's vocab.txt)" },
   },
   async run(args) {
+    const { EXPORT_FORMATS, exportOnnx, MANIFEST } = await import("../../pipeline/export.js");
     const checkpoint = requireString("export", args, "checkpoint");
     const out = requireString("export", args, "out");
     const format = choiceOption("export", args, "format", EXPORT_FORMATS);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as ort from "onnxruntime-node";
+import { randomForRun } from "../../core/random.js";
 import type { ModelConfig } from "../../model/config.js";
 import {
   audioEncoderOnnx,
@@ -9,9 +10,8 @@ import {
   videoEncoderOnnx,
 } from "../../model/export-onnx.js";
 import { encodeModel, OPSET } from "../../model/onnx-graph.js";
-import { embed } from "../../model/train.js";
+import { embed } from "../../model/step.js";
 import { createModel } from "../../model/vatt.js";
-import { randomForRun } from "../../pipeline/random.js";
 import { testBackend, tinyTestConfig } from "./helpers.js";
 import { randomisedModel } from "./random-weights.js";
 

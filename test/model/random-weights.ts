@@ -1,8 +1,8 @@
 /** A tiny model with random values in every weight, for tests that compare two implementations of the forward. */
 import * as tf from "@tensorflow/tfjs";
+import { randomForRun } from "../../core/random.js";
 import type { ModelConfig } from "../../model/config.js";
 import { createModel, type VattModel } from "../../model/vatt.js";
-import { randomForRun } from "../../pipeline/random.js";
 
 /**
  * A model whose every weight matters: fresh init leaves norms at 1/0, biases at 0 and BatchNorm statistics at 0/1,

@@ -24,7 +24,7 @@ import {
 import { encodeModel, IR_VERSION, OPSET } from "../model/onnx-graph.js";
 import { createModel, disposeModel, type VattModel } from "../model/vatt.js";
 import { BOS, EOS, loadVocabulary, PAD, UNK, type Vocabulary } from "../operators/tokenize.js";
-import type { PretrainConfig } from "../pipeline/config.js";
+import type { PretrainConfig } from "./config.js";
 import { resolveCheckpoint } from "./embed.js";
 
 export const EXPORT_FORMATS = ["onnx"] as const;
@@ -153,7 +153,7 @@ function io(e: ExportedEncoder, file: string): ExportManifest["models"]["video"]
 }
 
 /**
- * What a user of the folder needs to reproduce vatt's inputs: the evaluation preprocessing (sinks/embed.ts,
+ * What a user of the folder needs to reproduce vatt's inputs: the evaluation preprocessing (pipeline/embed.ts,
  * operators/eval-views.ts, operators/tokenize.ts) written out as data.
  */
 export function exportManifest(

@@ -8,11 +8,11 @@ import { type ParsedArgs, parseCommandArgs, type UserError } from "../../bin/cli
 import { exportCommand } from "../../bin/commands/export.js";
 import type { BackendChoice } from "../../model/backend.js";
 import { checkpointJsonPath, saveCheckpoint } from "../../model/checkpoint.js";
-import { embed } from "../../model/train.js";
+import { embed } from "../../model/step.js";
 import { disposeModel, type VattModel } from "../../model/vatt.js";
 import { tokenize, Vocabulary } from "../../operators/tokenize.js";
+import { type ExportManifest, exportOnnx } from "../../pipeline/export.js";
 import { saveCheckpointFolder } from "../../sinks/checkpoints.js";
-import { type ExportManifest, exportOnnx } from "../../sinks/export-onnx.js";
 import { testBackend, tinyTestConfig } from "../model/helpers.js";
 import { randomisedModel } from "../model/random-weights.js";
 
