@@ -119,7 +119,7 @@ export interface DownstreamTruth {
 }
 
 /** What one media file needs to be written: its scene and how to encode it. */
-type MediaJob =
+export type MediaJob =
   | { type: "video"; container: "avi" | "mp4"; path: string; scene: Scene; duration: number; rng: Random }
   | { type: "wav"; path: string; scene: Scene; duration: number; rng: Random }
   | { type: "jpeg"; path: string; scene: Scene; time: number };
@@ -183,7 +183,7 @@ function perClassCounts(n: number, classes: number): number[] {
 
 const CRLF = "\r\n";
 
-function layoutUcf101(o: Required<Pick<DownstreamOptions, "seed" | "out">> & { n: number }) {
+function layoutUcf101(o: { seed: number; out: string; n: number }): DownstreamLayout {
   const classes = pairCycleClasses(CLASS_ORDERS.ucf101);
   const names = classes.map((c) => className(c, "camel"));
   const counts = perClassCounts(o.n, classes.length);
@@ -242,8 +242,11 @@ function hmdbFlags(sources: number, rng: Random): number[] {
   return flags;
 }
 
-function layoutHmdb51(o: Required<Pick<DownstreamOptions, "seed" | "out">> & { n: number }) {
-  const classes = pairCycleClasses(CLASS_ORDERS.hmdb51);
+function layoutHmdb51(o: { seed: number; out: string; n: number }): DownstreamLayout {
+  // HMDB51's class index is the position of the class name in sorted order (there is no class list file).
+  const classes = pairCycleClasses(CLASS_ORDERS.hmdb51).sort((a, b) =>
+    className(a, "snake") < className(b, "snake") ? -1 : 1,
+  );
   const names = classes.map((c) => className(c, "snake"));
   const counts = perClassCounts(o.n, classes.length);
   const sourcesOf = counts.map((m) => Math.ceil(m / 2));
@@ -290,7 +293,7 @@ function layoutHmdb51(o: Required<Pick<DownstreamOptions, "seed" | "out">> & { n
 
 const ESC50_SECONDS = 5;
 
-function layoutEsc50(o: Required<Pick<DownstreamOptions, "seed" | "out">> & { n: number }) {
+function layoutEsc50(o: { seed: number; out: string; n: number }): DownstreamLayout {
   const classes = pairCycleClasses(CLASS_ORDERS.esc50);
   const names = classes.map((c) => className(c, "snake"));
   const ids = distinctInts(randomForRun(o.seed, "synth:esc50:src"), o.n, 1000, 300000);
@@ -349,7 +352,7 @@ function drawConcepts(rng: Random): number[] {
   return [first, (first + 1 + rng.int(CONCEPTS.length - 1)) % CONCEPTS.length];
 }
 
-function layoutMsrvtt(o: Required<Pick<DownstreamOptions, "seed" | "out">> & { n: number }) {
+function layoutMsrvtt(o: { seed: number; out: string; n: number }): DownstreamLayout {
   // MSR-VTT's 1k-A test videos are numbered within 7010..9999.
   const numbers = distinctInts(randomForRun(o.seed, "synth:msrvtt:ids"), o.n, 7010, 10000);
   const items: DownstreamItem[] = [];
@@ -413,7 +416,7 @@ function youcookSteps(rng: Random): {
   return { segments, duration: round2(segments[segments.length - 1].end + rng.uniform(0.5, 1.5)) };
 }
 
-function layoutYoucook2(o: Required<Pick<DownstreamOptions, "seed" | "out">> & { n: number }) {
+function layoutYoucook2(o: { seed: number; out: string; n: number }): DownstreamLayout {
   const ids = youtubeIds(randomForRun(o.seed, "synth:youcook2:ids"), o.n);
   const items: DownstreamItem[] = [];
   const jobs: MediaJob[] = [];
@@ -462,7 +465,7 @@ export function synthWnid(label: number): string {
   return `n${pad(99000001 + label, 8)}`;
 }
 
-function layoutImages(o: Required<Pick<DownstreamOptions, "seed" | "out">> & { n: number }) {
+function layoutImages(o: { seed: number; out: string; n: number }): DownstreamLayout {
   const classes = pairCycleClasses(CLASS_ORDERS.images);
   const names = classes.map((c) => className(c, "snake"));
   const items: DownstreamItem[] = [];
@@ -494,7 +497,16 @@ function layoutImages(o: Required<Pick<DownstreamOptions, "seed" | "out">> & { n
   };
 }
 
-const LAYOUTS = {
+/** Everything a dataset is before anything is written: classes, ground truth, media to make, text files. */
+export interface DownstreamLayout {
+  classes: { name: string; concepts: number[] }[];
+  items: DownstreamItem[];
+  jobs: MediaJob[];
+  /** Path relative to the dataset folder -> content. */
+  texts: Record<string, string>;
+}
+
+const LAYOUTS: Record<DownstreamKind, (o: { seed: number; out: string; n: number }) => DownstreamLayout> = {
   ucf101: layoutUcf101,
   hmdb51: layoutHmdb51,
   esc50: layoutEsc50,
@@ -502,6 +514,11 @@ const LAYOUTS = {
   youcook2: layoutYoucook2,
   images: layoutImages,
 };
+
+/** The layout of `n` media files of a kind for a seed (pure: nothing is written). */
+export function downstreamLayout(kind: DownstreamKind, seed: number, n: number, out = "."): DownstreamLayout {
+  return LAYOUTS[kind]({ seed, out, n });
+}
 
 /** 16-bit PCM WAV bytes of mono float samples in [-1, 1]. */
 export function wavBytes(samples: Float32Array, sampleRate: number): Uint8Array {
@@ -672,7 +689,7 @@ export async function synthesizeDownstream(o: DownstreamOptions): Promise<Downst
   const sizes: Sizes = { width: o.width ?? 160, height: o.height ?? 120, fps: o.fps ?? 25 };
   await mkdir(o.out, { recursive: true });
   await rm(join(o.out, "synth.json"), { force: true }); // incomplete until written again at the end
-  const layout = LAYOUTS[o.kind]({ seed: o.seed, out: o.out, n });
+  const layout = downstreamLayout(o.kind, o.seed, n, o.out);
   for (const [rel, text] of Object.entries(layout.texts)) {
     await mkdir(dirname(join(o.out, rel)), { recursive: true });
     await writeFile(join(o.out, rel), text);

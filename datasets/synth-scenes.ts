@@ -6,9 +6,10 @@
  *   - background: a random colour over most of the RGB cube, a random gradient and a static value-noise texture,
  *     so a video's mean colour is mostly its background;
  *   - objects: random size (x0.75-1.25), position jitter, speed and phase, left/right order of a pair;
- *   - clutter: 2-4 small shapes, each a concept's SHAPE in ANOTHER concept's COLOUR, drifting: every concept
- *     colour and every concept shape shows up in videos of every class, so only the binding of shape, colour and
- *     motion (what pretraining taught) names a concept;
+ *   - clutter: 4-6 shapes about half an object's size (together about as much area as the objects), each a
+ *     concept's SHAPE in ANOTHER concept's COLOUR, drifting slowly: every concept colour and every concept shape
+ *     shows up in videos of every class, so only the binding of shape, colour and motion (what pretraining
+ *     taught: a concept is always its own shape, colour and motion at once) names a concept;
  *   - sound: each object's tone at a random gain, pitch (+-3 %) and rhythm phase; a quieter distractor tone
  *     (another concept, -12 dB) in audio-only clips; white and brown noise at a random level.
  *
@@ -132,7 +133,7 @@ export function drawScene(
 ): Scene {
   const base = (): number => 10 + rng.int(160);
   const clutter: ClutterShape[] = [];
-  const count = 2 + rng.int(3);
+  const count = 4 + rng.int(3);
   for (let i = 0; i < count; i++) {
     const shapeOf = rng.int(CONCEPTS.length);
     const colourOf = (shapeOf + 1 + rng.int(CONCEPTS.length - 1)) % CONCEPTS.length; // never its own colour
@@ -141,7 +142,7 @@ export function drawScene(
       color: CONCEPTS[colourOf].color,
       x: rng.next(),
       y: rng.next(),
-      radius: rng.uniform(0.05, 0.09),
+      radius: rng.uniform(0.09, 0.15),
       vx: rng.uniform(-0.08, 0.08),
       vy: rng.uniform(-0.05, 0.05),
     });
