@@ -43,14 +43,15 @@ export function msrvtt(opts: MsrVttOptions): ClipSource {
   async function* refs(epoch: number): AsyncGenerator<ClipRef> {
     let cols: Map<string, number> | undefined;
     let index = 0;
-    for await (const rec of readCsvRecords(csv, { comment: null })) {
+    // Untrimmed fields, so a sentence's unquoted commas can be joined back with the spaces after them.
+    for await (const rec of readCsvRecords(csv, { comment: null, trim: false })) {
       const at = where(csv, rec.line);
       if ("error" in rec) {
         skips.record(NAME, "bad-row", `${at}: ${rec.error}. Fix or delete the line; it was skipped.`);
         continue;
       }
       if (!cols) {
-        cols = headerIndex(rec.fields);
+        cols = headerIndex(rec.fields.map((f) => f.trim()));
         if (!cols.has("video_id") || !cols.has("sentence")) {
           throw new Error(
             `${at}: expected the header key,vid_key,video_id,sentence; found '${excerpt(rec.text)}'. ` +

@@ -46,7 +46,10 @@ describe("vatt", () => {
     assert.equal(badFlag.stderr.trim().split("\n").length, 1);
     const badKind = vatt("synth", "--kind", "kinetics", "--out", join(dir, "x"));
     assert.equal(badKind.code, 2);
-    assert.match(badKind.stderr, /--kind must be one of howto100m, audioset, got 'kinetics'/);
+    assert.match(
+      badKind.stderr,
+      /--kind must be one of howto100m, audioset, ucf101, hmdb51, esc50, msrvtt, youcook2, images, got 'kinetics'/,
+    );
     const badNumber = vatt("synth", "--kind", "howto100m", "--out", join(dir, "x"), "--videos", "many");
     assert.equal(badNumber.code, 2);
     assert.match(badNumber.stderr, /--videos must be an integer/);
