@@ -5,7 +5,7 @@
  *
  *   - background: a random colour over most of the RGB cube, a random gradient and a static value-noise texture,
  *     so a video's mean colour is mostly its background;
- *   - objects: random size (x0.75-1.25), position jitter, speed and phase, left/right order of a pair;
+ *   - objects: random size (x0.85-1.2, always larger than any clutter), position jitter, speed and phase, left/right order of a pair;
  *   - clutter: 4-6 shapes about half an object's size (together about as much area as the objects), each a
  *     concept's SHAPE in ANOTHER concept's COLOUR, drifting slowly: every concept colour and every concept shape
  *     shows up in videos of every class, so only the binding of shape, colour and motion (what pretraining
@@ -99,7 +99,7 @@ function drawObject(
     end,
     x: x + rng.uniform(-0.06, 0.06),
     y: y + rng.uniform(-0.1, 0.1),
-    radius: (paired ? 0.19 : 0.25) * rng.uniform(0.75, 1.25),
+    radius: (paired ? 0.19 : 0.25) * rng.uniform(0.85, 1.2),
     speed: rng.uniform(0.6, 1.5),
     phase: rng.uniform(0, 2 * Math.PI),
     amplitude: paired ? 0.7 : 1,
