@@ -26,25 +26,23 @@
  * `synth.json` (the ground truth) is written last; text files are byte-identical for a seed; media are written
  * under a temporary name and renamed.
  */
-import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import sharp from "sharp";
-import { runMediaTool } from "../pipeline/ffmpeg.js";
 import { type Random, randomFor, randomForRun } from "../pipeline/random.js";
-import { csvQuote, runLimited } from "./synth.js";
+import { runLimited } from "./synth.js";
 import { CONCEPTS } from "./synth-concepts.js";
 import {
-  drawObjects,
-  drawScene,
-  pairCycleClasses,
-  renderSceneAudio,
-  renderSceneBackground,
-  renderSceneFrame,
-  type Scene,
-  type SceneClass,
-  sceneSentence,
-} from "./synth-scenes.js";
+  type DownstreamItem,
+  type DownstreamLayout,
+  type MediaJob,
+  type MediaSizes,
+  writeMedia,
+} from "./synth-media.js";
+import { distinctInts, layoutMsrvtt, layoutYoucook2 } from "./synth-retrieval.js";
+import { clipScene, drawScene, pairCycleClasses, type Scene, type SceneClass } from "./synth-scenes.js";
+
+export type { DownstreamItem, DownstreamLayout, MediaJob } from "./synth-media.js";
 
 export const DOWNSTREAM_KINDS = ["ucf101", "hmdb51", "esc50", "msrvtt", "youcook2", "images"] as const;
 export type DownstreamKind = (typeof DOWNSTREAM_KINDS)[number];
@@ -88,27 +86,6 @@ export interface DownstreamOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** One media file of the ground truth. */
-export interface DownstreamItem {
-  /** Path relative to the dataset folder. */
-  file: string;
-  /** Class index (classification kinds). */
-  label?: number;
-  /** Concepts shown (indices into CONCEPTS): the class's pair, or what a retrieval video shows. */
-  concepts: number[];
-  duration?: number;
-  /** UCF101 group and clip (1-based), HMDB51 source and split flags, ESC-50 fold, images split. */
-  group?: number;
-  clip?: number;
-  source?: number;
-  splits?: number[];
-  fold?: number;
-  split?: "train" | "val";
-  /** Retrieval: the video id, its sentence(s) with their times. */
-  id?: string;
-  sentences?: { start: number; end: number; text: string; concepts: number[] }[];
-}
-
 export interface DownstreamTruth {
   kind: DownstreamKind;
   seed: number;
@@ -116,18 +93,6 @@ export interface DownstreamTruth {
   concepts: string[];
   classes: { name: string; concepts: number[] }[];
   items: DownstreamItem[];
-}
-
-/** What one media file needs to be written: its scene and how to encode it. */
-export type MediaJob =
-  | { type: "video"; container: "avi" | "mp4"; path: string; scene: Scene; duration: number; rng: Random }
-  | { type: "wav"; path: string; scene: Scene; duration: number; rng: Random }
-  | { type: "jpeg"; path: string; scene: Scene; time: number };
-
-interface Sizes {
-  width: number;
-  height: number;
-  fps: number;
 }
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;
@@ -138,27 +103,6 @@ const pad = (n: number, width: number): string => String(n).padStart(width, "0")
 function className(c: SceneClass, style: "camel" | "snake"): string {
   const words = c.concepts.map((i) => CONCEPTS[i].words[0]);
   return style === "camel" ? words.map(capitalised).join("") : words.join("_");
-}
-
-/** A clip's objects (the class's pair for the whole clip) in a scene with its own nuisance. */
-function classScene(
-  concepts: readonly number[],
-  duration: number,
-  rng: Random,
-  opts: { look?: Scene; audioDistractor?: boolean; active?: [number, number] } = {},
-): Scene {
-  const [start, end] = opts.active ?? [0, duration];
-  const scene = drawScene(
-    drawObjects(concepts, start, end, rng.fork("objects")),
-    duration,
-    rng.fork("scene"),
-    {
-      audioDistractor: opts.audioDistractor,
-    },
-  );
-  if (!opts.look) return scene;
-  const { background, gradient, texture, textureSeed } = opts.look;
-  return { ...scene, background, gradient, texture, textureSeed };
 }
 
 /** The look (background) shared by the clips of one UCF group / HMDB source. */
@@ -201,7 +145,7 @@ function layoutUcf101(o: { seed: number; out: string; n: number }): DownstreamLa
     const file = `${name}/v_${name}_g${pad(group, 2)}_c${pad(clip, 2)}.avi`;
     const rng = randomFor(o.seed, 0, i, "synth:ucf101");
     const duration = round2(rng.uniform(3.6, 5));
-    const scene = classScene(classes[label].concepts, duration, rng, {
+    const scene = clipScene(classes[label].concepts, duration, rng, {
       look: sharedLook(o.seed, "ucf101", label, group),
     });
     items.push({ file, label, concepts: classes[label].concepts, duration, group, clip });
@@ -264,7 +208,7 @@ function layoutHmdb51(o: { seed: number; out: string; n: number }): DownstreamLa
     const file = `videos/${name}/${video}`;
     const rng = randomFor(o.seed, 0, i, "synth:hmdb51");
     const duration = round2(rng.uniform(3.6, 5));
-    const scene = classScene(classes[label].concepts, duration, rng, {
+    const scene = clipScene(classes[label].concepts, duration, rng, {
       look: sharedLook(o.seed, "hmdb51", label, source),
     });
     const splits = flags.map((perClass) => perClass[label][source]);
@@ -308,7 +252,7 @@ function layoutEsc50(o: { seed: number; out: string; n: number }): DownstreamLay
     // Like many ESC-50 clips, the sound may start late and stop early, padded with silence (here: noise).
     const start = round2(rng.uniform(0, 1));
     const end = round2(rng.uniform(Math.min(ESC50_SECONDS, start + 3), ESC50_SECONDS));
-    const scene = classScene(classes[label].concepts, ESC50_SECONDS, rng, {
+    const scene = clipScene(classes[label].concepts, ESC50_SECONDS, rng, {
       audioDistractor: true,
       active: [start, end],
     });
@@ -328,136 +272,6 @@ function layoutEsc50(o: { seed: number; out: string; n: number }): DownstreamLay
   const header = "filename,fold,target,category,esc10,src_file,take\n";
   const texts = { "meta/esc50.csv": header + rows.map((r) => `${r.line}\n`).join("") };
   return { classes: classes.map((c, i) => ({ name: names[i], concepts: c.concepts })), items, jobs, texts };
-}
-
-/** `n` distinct integers in [lo, hi), in draw order. */
-function distinctInts(rng: Random, n: number, lo: number, hi: number): number[] {
-  if (hi - lo < n) throw new Error(`synth: cannot draw ${n} distinct ids from [${lo}, ${hi})`);
-  const seen = new Set<number>();
-  const out: number[] = [];
-  while (out.length < n) {
-    const v = lo + rng.int(hi - lo);
-    if (!seen.has(v)) {
-      seen.add(v);
-      out.push(v);
-    }
-  }
-  return out;
-}
-
-/** One or two distinct concepts (a retrieval video's content): a pair 70 % of the time. */
-function drawConcepts(rng: Random): number[] {
-  const first = rng.int(CONCEPTS.length);
-  if (rng.bernoulli(0.3)) return [first];
-  return [first, (first + 1 + rng.int(CONCEPTS.length - 1)) % CONCEPTS.length];
-}
-
-function layoutMsrvtt(o: { seed: number; out: string; n: number }): DownstreamLayout {
-  // MSR-VTT's 1k-A test videos are numbered within 7010..9999.
-  const numbers = distinctInts(randomForRun(o.seed, "synth:msrvtt:ids"), o.n, 7010, 10000);
-  const items: DownstreamItem[] = [];
-  const jobs: MediaJob[] = [];
-  const lines = ["key,vid_key,video_id,sentence"];
-  for (let i = 0; i < o.n; i++) {
-    const rng = randomFor(o.seed, 0, i, "synth:msrvtt");
-    const id = `video${numbers[i]}`;
-    const concepts = drawConcepts(rng);
-    const duration = round2(rng.uniform(4, 6));
-    const text = sceneSentence(concepts, rng.fork("sentence"));
-    const scene = classScene(concepts, duration, rng);
-    const file = `videos/all/${id}.mp4`;
-    items.push({ file, id, concepts, duration, sentences: [{ start: 0, end: duration, text, concepts }] });
-    jobs.push({
-      type: "video",
-      container: "mp4",
-      path: join(o.out, file),
-      scene,
-      duration,
-      rng: rng.fork("media"),
-    });
-    lines.push([`ret${i}`, `msr${numbers[i]}`, id, text].map(csvQuote).join(","));
-  }
-  return { classes: [], items, jobs, texts: { "MSRVTT_JSFUSION_test.csv": `${lines.join("\n")}\n` } };
-}
-
-const ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-const RECIPE_TYPES = ["101", "105", "113", "201", "226"] as const;
-
-function youtubeIds(rng: Random, n: number): string[] {
-  const seen = new Set<string>();
-  while (seen.size < n) {
-    let id = "";
-    for (let i = 0; i < 11; i++) id += ID_ALPHABET[rng.int(ID_ALPHABET.length)];
-    seen.add(id);
-  }
-  return [...seen];
-}
-
-/** A YouCook2 video's steps: 3-4 segments of whole seconds with gaps, one concept each (sometimes two). */
-function youcookSteps(rng: Random): {
-  segments: { start: number; end: number; concepts: number[] }[];
-  duration: number;
-} {
-  const segments: { start: number; end: number; concepts: number[] }[] = [];
-  let t = 1 + rng.int(2);
-  let previous = -1;
-  const count = 3 + rng.int(2);
-  for (let s = 0; s < count; s++) {
-    const end = t + 2 + rng.int(3);
-    let c = rng.int(CONCEPTS.length);
-    if (c === previous) c = (c + 1) % CONCEPTS.length;
-    previous = c;
-    const concepts = rng.bernoulli(0.25)
-      ? [c, (c + 1 + rng.int(CONCEPTS.length - 1)) % CONCEPTS.length]
-      : [c];
-    segments.push({ start: t, end, concepts });
-    t = end + 1 + rng.int(2);
-  }
-  return { segments, duration: round2(segments[segments.length - 1].end + rng.uniform(0.5, 1.5)) };
-}
-
-function layoutYoucook2(o: { seed: number; out: string; n: number }): DownstreamLayout {
-  const ids = youtubeIds(randomForRun(o.seed, "synth:youcook2:ids"), o.n);
-  const items: DownstreamItem[] = [];
-  const jobs: MediaJob[] = [];
-  const database: Record<string, unknown> = {};
-  for (let i = 0; i < o.n; i++) {
-    const rng = randomFor(o.seed, 0, i, "synth:youcook2");
-    const id = ids[i];
-    const subset = i % 3 === 2 ? "validation" : "training";
-    const recipeType = RECIPE_TYPES[rng.int(RECIPE_TYPES.length)];
-    const { segments, duration } = youcookSteps(rng.fork("steps"));
-    const sentenceRng = rng.fork("sentences");
-    const sentences = segments.map((s) => ({ ...s, text: sceneSentence(s.concepts, sentenceRng) }));
-    const objectRng = rng.fork("objects");
-    const objects = segments.flatMap((s) => drawObjects(s.concepts, s.start, s.end, objectRng));
-    const scene = drawScene(objects, duration, rng.fork("scene"));
-    const file = `raw_videos/${subset}/${recipeType}/${id}.mp4`;
-    database[id] = {
-      duration,
-      subset,
-      recipe_type: recipeType,
-      annotations: sentences.map((s, k) => ({ segment: [s.start, s.end], id: k, sentence: s.text })),
-      video_url: `https://www.youtube.com/watch?v=${id}`,
-    };
-    items.push({
-      file,
-      id,
-      concepts: [...new Set(segments.flatMap((s) => s.concepts))],
-      duration,
-      sentences: sentences.map((s) => ({ start: s.start, end: s.end, text: s.text, concepts: s.concepts })),
-    });
-    jobs.push({
-      type: "video",
-      container: "mp4",
-      path: join(o.out, file),
-      scene,
-      duration,
-      rng: rng.fork("media"),
-    });
-  }
-  const json = JSON.stringify({ database });
-  return { classes: [], items, jobs, texts: { "youcookii_annotations_trainval.json": `${json}\n` } };
 }
 
 /** A made-up WordNet id per class, in ImageNet's n + 8 digits form. */
@@ -482,7 +296,7 @@ function layoutImages(o: { seed: number; out: string; n: number }): DownstreamLa
         : `val/${wnid}/ILSVRC2012_val_${pad(++val, 8)}.JPEG`;
     const rng = randomFor(o.seed, 0, i, "synth:images");
     const time = round2(rng.uniform(0, 3));
-    const scene = classScene(classes[label].concepts, 4, rng);
+    const scene = clipScene(classes[label].concepts, 4, rng);
     items.push({ file, label, concepts: classes[label].concepts, split });
     jobs.push({ type: "jpeg", path: join(o.out, file), scene, time });
   }
@@ -497,15 +311,6 @@ function layoutImages(o: { seed: number; out: string; n: number }): DownstreamLa
   };
 }
 
-/** Everything a dataset is before anything is written: classes, ground truth, media to make, text files. */
-export interface DownstreamLayout {
-  classes: { name: string; concepts: number[] }[];
-  items: DownstreamItem[];
-  jobs: MediaJob[];
-  /** Path relative to the dataset folder -> content. */
-  texts: Record<string, string>;
-}
-
 const LAYOUTS: Record<DownstreamKind, (o: { seed: number; out: string; n: number }) => DownstreamLayout> = {
   ucf101: layoutUcf101,
   hmdb51: layoutHmdb51,
@@ -518,147 +323,6 @@ const LAYOUTS: Record<DownstreamKind, (o: { seed: number; out: string; n: number
 /** The layout of `n` media files of a kind for a seed (pure: nothing is written). */
 export function downstreamLayout(kind: DownstreamKind, seed: number, n: number, out = "."): DownstreamLayout {
   return LAYOUTS[kind]({ seed, out, n });
-}
-
-/** 16-bit PCM WAV bytes of mono float samples in [-1, 1]. */
-export function wavBytes(samples: Float32Array, sampleRate: number): Uint8Array {
-  const bytes = new Uint8Array(44 + samples.length * 2);
-  const view = new DataView(bytes.buffer);
-  const ascii = (offset: number, s: string) => {
-    for (let i = 0; i < s.length; i++) bytes[offset + i] = s.charCodeAt(i);
-  };
-  ascii(0, "RIFF");
-  view.setUint32(4, 36 + samples.length * 2, true);
-  ascii(8, "WAVE");
-  ascii(12, "fmt ");
-  view.setUint32(16, 16, true); // fmt chunk size
-  view.setUint16(20, 1, true); // PCM
-  view.setUint16(22, 1, true); // mono
-  view.setUint32(24, sampleRate, true);
-  view.setUint32(28, sampleRate * 2, true); // bytes per second
-  view.setUint16(32, 2, true); // block align
-  view.setUint16(34, 16, true); // bits per sample
-  ascii(36, "data");
-  view.setUint32(40, samples.length * 2, true);
-  for (let i = 0; i < samples.length; i++) {
-    view.setInt16(44 + 2 * i, Math.round(Math.max(-1, Math.min(1, samples[i])) * 32767), true);
-  }
-  return bytes;
-}
-
-const SAMPLE_RATE = 44100;
-
-async function* sceneFrames(scene: Scene, duration: number, sizes: Sizes): AsyncGenerator<Uint8Array> {
-  const { width, height, fps } = sizes;
-  const frameBytes = width * height * 3;
-  const background = renderSceneBackground(scene, width, height);
-  const total = Math.round(duration * fps);
-  const perChunk = 8;
-  for (let f0 = 0; f0 < total; f0 += perChunk) {
-    const n = Math.min(perChunk, total - f0);
-    const chunk = new Uint8Array(frameBytes * n);
-    for (let k = 0; k < n; k++) {
-      renderSceneFrame(
-        chunk.subarray(k * frameBytes, (k + 1) * frameBytes),
-        background,
-        width,
-        height,
-        scene,
-        (f0 + k) / fps,
-      );
-    }
-    yield chunk;
-  }
-}
-
-/** ffmpeg output arguments per container: UCF101/HMDB51's MPEG-4 part 2 ("XVID") + MP3 in AVI, or H.264 + AAC in MP4. */
-function codecArgs(container: "avi" | "mp4", fps: number): string[] {
-  return container === "avi"
-    ? [
-        "-c:v",
-        "mpeg4",
-        "-vtag",
-        "XVID",
-        "-q:v",
-        "5",
-        "-g",
-        String(fps),
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "libmp3lame",
-        "-b:a",
-        "64k",
-      ]
-    : [
-        ...[
-          "-c:v",
-          "libx264",
-          "-preset",
-          "ultrafast",
-          "-crf",
-          "23",
-          "-pix_fmt",
-          "yuv420p",
-          "-g",
-          String(fps),
-        ],
-        ...["-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart"],
-      ];
-}
-
-/** Writes one media file under a temporary name, then renames it. */
-async function writeMedia(job: MediaJob, sizes: Sizes, scratch: string): Promise<void> {
-  await mkdir(dirname(job.path), { recursive: true });
-  const ext = job.path.slice(job.path.lastIndexOf("."));
-  const partial = `${job.path}.partial${ext}`;
-  try {
-    if (job.type === "jpeg") {
-      const frame = new Uint8Array(sizes.width * sizes.height * 3);
-      const background = renderSceneBackground(job.scene, sizes.width, sizes.height);
-      renderSceneFrame(frame, background, sizes.width, sizes.height, job.scene, job.time);
-      await sharp(frame, { raw: { width: sizes.width, height: sizes.height, channels: 3 } })
-        .jpeg({ quality: 90 })
-        .toFile(partial);
-    } else if (job.type === "wav") {
-      await writeFile(
-        partial,
-        wavBytes(renderSceneAudio(job.scene, job.duration, SAMPLE_RATE, job.rng), SAMPLE_RATE),
-      );
-    } else {
-      const audio = renderSceneAudio(job.scene, job.duration, SAMPLE_RATE, job.rng.fork("audio"));
-      const audioPath = join(scratch, `${Math.floor(job.rng.next() * 1e12)}.f32`);
-      await writeFile(audioPath, new Uint8Array(audio.buffer, audio.byteOffset, audio.byteLength));
-      try {
-        await runMediaTool(
-          "ffmpeg",
-          [
-            ...["-hide_banner", "-loglevel", "error", "-y"],
-            ...[
-              "-f",
-              "rawvideo",
-              "-pix_fmt",
-              "rgb24",
-              "-s",
-              `${sizes.width}x${sizes.height}`,
-              "-r",
-              String(sizes.fps),
-            ],
-            ...["-i", "pipe:0"],
-            ...["-f", "f32le", "-ar", String(SAMPLE_RATE), "-ac", "1", "-i", audioPath],
-            ...codecArgs(job.container, sizes.fps),
-            ...["-shortest", partial],
-          ],
-          { file: job.path, stdin: sceneFrames(job.scene, job.duration, sizes), timeoutMs: 600_000 },
-        );
-      } finally {
-        await rm(audioPath, { force: true });
-      }
-    }
-    await rename(partial, job.path);
-  } finally {
-    await rm(partial, { force: true });
-  }
 }
 
 function checkDownstreamOptions(o: DownstreamOptions, n: number): void {
@@ -686,7 +350,7 @@ function checkDownstreamOptions(o: DownstreamOptions, n: number): void {
 export async function synthesizeDownstream(o: DownstreamOptions): Promise<DownstreamTruth> {
   const n = o.videos ?? DEFAULT_DOWNSTREAM_VIDEOS[o.kind];
   checkDownstreamOptions(o, n);
-  const sizes: Sizes = { width: o.width ?? 160, height: o.height ?? 120, fps: o.fps ?? 25 };
+  const sizes: MediaSizes = { width: o.width ?? 160, height: o.height ?? 120, fps: o.fps ?? 25 };
   await mkdir(o.out, { recursive: true });
   await rm(join(o.out, "synth.json"), { force: true }); // incomplete until written again at the end
   const layout = downstreamLayout(o.kind, o.seed, n, o.out);

@@ -358,3 +358,24 @@ export function sceneSentence(concepts: readonly number[], rng: Random): string 
   const sentence = template(word(concepts[0]), concepts.length > 1 ? word(concepts[1]) : undefined);
   return rng.bernoulli(0.3) ? `${FILLER_WORDS[rng.int(FILLER_WORDS.length)]} ${sentence}` : sentence;
 }
+
+/** A clip's objects (a class's pair, or any concepts, for the whole clip or `active`) in a scene of its own nuisance. */
+export function clipScene(
+  concepts: readonly number[],
+  duration: number,
+  rng: Random,
+  opts: { look?: Scene; audioDistractor?: boolean; active?: [number, number] } = {},
+): Scene {
+  const [start, end] = opts.active ?? [0, duration];
+  const scene = drawScene(
+    drawObjects(concepts, start, end, rng.fork("objects")),
+    duration,
+    rng.fork("scene"),
+    {
+      audioDistractor: opts.audioDistractor,
+    },
+  );
+  if (!opts.look) return scene;
+  const { background, gradient, texture, textureSeed } = opts.look;
+  return { ...scene, background, gradient, texture, textureSeed };
+}
