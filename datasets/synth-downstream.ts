@@ -24,7 +24,8 @@
  *
  * `--videos` counts media files (clips, images); classification kinds deal them round-robin over the 8 classes.
  * `synth.json` (the ground truth) is written last; text files are byte-identical for a seed; media are written
- * under a temporary name and renamed.
+ * under a temporary name and renamed. The layout records and the writing of media live in synth-media.ts, the
+ * MSR-VTT and YouCook2 layouts in synth-retrieval.ts.
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -51,7 +52,7 @@ export function isDownstreamKind(kind: string): kind is DownstreamKind {
   return (DOWNSTREAM_KINDS as readonly string[]).includes(kind);
 }
 
-/** Media files written when `--videos` is not given: each set is written in seconds on 2 cores. */
+/** Media files written when `--videos` is not given: each set takes 2-40 s of CPU (2-25 s on 2 idle cores). */
 export const DEFAULT_DOWNSTREAM_VIDEOS: Record<DownstreamKind, number> = {
   ucf101: 168, // 21 per class: 7 test per split
   hmdb51: 160,
