@@ -156,7 +156,6 @@ describe("linear SVM", () => {
       return s;
     });
     const c = 0.5;
-    const order = (pass: number) => Int32Array.from({ length: n }, (_, i) => (i * 7 + pass) % n);
     const { w } = trainBinarySvm(
       x,
       dim1,
@@ -164,7 +163,7 @@ describe("linear SVM", () => {
       norms,
       c,
       { loss: "squared_hinge", tolerance: 1e-6, maxPasses: 5000 },
-      order,
+      (pass) => randomFor(5, pass, 0, "svm-order"),
     );
     // Primal gradient: w - 2C sum_i max(0, 1 - y_i w.x_i) y_i x_i = 0 at the optimum.
     const grad = Float64Array.from(w);
