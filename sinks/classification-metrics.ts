@@ -98,31 +98,31 @@ export function confusionMatrix(m: ScoreMatrix, labels: ArrayLike<number>): Int3
 }
 
 export interface MeanClassAccuracy {
-  /** Mean over the classes present in the test set of their top-1 recall. */
+  /** Mean over the classes present in the test set of their top-1 accuracy. */
   value: number;
-  /** Recall per class; NaN for a class with no test sample. */
+  /** Top-1 accuracy per class; NaN for a class with no test sample. */
   perClass: Float64Array;
   /** Classes with no test sample (left out of the mean). */
   absentClasses: number;
 }
 
-/**
- * Mean per-class accuracy from the confusion matrix (argmax prediction). A tie for the top score goes to the lowest
- * class index here, as in the confusion matrix; top-1 accuracy above counts it as a miss.
- */
+/** Mean per-class top-1 accuracy, with top-1's tie rule (a tie for the top score is a miss). */
 export function meanClassAccuracy(m: ScoreMatrix, labels: ArrayLike<number>): MeanClassAccuracy {
-  const counts = confusionMatrix(m, labels);
+  checkShape(m, "meanClassAccuracy");
+  checkLabels(labels, m, "meanClassAccuracy");
+  const hits = new Float64Array(m.classes);
+  const totals = new Float64Array(m.classes);
+  for (let i = 0; i < m.samples; i++) {
+    const y = labels[i];
+    totals[y]++;
+    if (labelRank(m.scores.subarray(i * m.classes, (i + 1) * m.classes), y) === 0) hits[y]++;
+  }
   const perClass = new Float64Array(m.classes);
   let sum = 0;
   let present = 0;
   for (let c = 0; c < m.classes; c++) {
-    let total = 0;
-    for (let p = 0; p < m.classes; p++) total += counts[c * m.classes + p];
-    if (total === 0) {
-      perClass[c] = Number.NaN;
-      continue;
-    }
-    perClass[c] = counts[c * m.classes + c] / total;
+    perClass[c] = totals[c] > 0 ? hits[c] / totals[c] : Number.NaN;
+    if (totals[c] === 0) continue;
     sum += perClass[c];
     present++;
   }

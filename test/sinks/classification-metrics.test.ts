@@ -71,6 +71,14 @@ describe("top-k accuracy", () => {
     const mca = meanClassAccuracy(s, y);
     close(mca.value, (1 + 0.5 + 1) / 3);
     assert.equal(mca.absentClasses, 0);
+    // A tie for the top score is a miss for mean class accuracy too (the confusion matrix gives it to class 0).
+    const tied = matrix([
+      [1, 1, 0],
+      [0, 2, 1],
+    ]);
+    assert.deepEqual(Array.from(meanClassAccuracy(tied, [0, 1]).perClass), [0, 1, Number.NaN]);
+    assert.equal(meanClassAccuracy(tied, [0, 1]).absentClasses, 1);
+    assert.equal(confusionMatrix(tied, [0, 1])[0], 1);
     const r = singleLabelReport(s, y);
     close(r.top1.value, 4 / 5);
     close(r.top1.chance, 1 / 3);
