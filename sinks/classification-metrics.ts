@@ -10,7 +10,9 @@
  *
  * Ties, decided once here:
  * - top-k: conservative. The label's rank is the number of OTHER classes whose score is >= the label's (a tie counts
- *   against the label); a hit when rank < k. A NaN score anywhere in the row counts against the label too.
+ *   against the label); a hit when rank < k. A NaN score anywhere in the row counts against the label too. Mean
+ *   per-class accuracy uses the same rule (top-1 per class). The confusion matrix needs one predicted class per
+ *   sample: the argmax, a tie going to the lowest class index.
  * - average precision: sklearn's rule by default ("threshold"): samples with equal scores form one threshold, and
  *   every positive in the group gets the precision at the end of the group. "pessimistic" puts a group's positives
  *   after its negatives instead (never higher than sklearn's). Both equal the textbook mean of precision at each
