@@ -12,8 +12,10 @@
  *   probability 0.1 per sample and component, kept units scaled by 10. Both leave the test-time model whole.
  * - Cost: either way only the kept (row, component) pairs are computed: ~10 % of the full model's arithmetic.
  * - The L2 term is Keras' l2(0.1): loss += 0.1 * sum(V^2) over the whole kernel (not its biases), every step.
- * - Adam is Keras' (beta1 0.9, beta2 0.999, eps 1e-7) and updates EVERY parameter each step: a component left out
- *   of a step has a zero gradient but its moments still decay and it still moves, as under Keras.
+ * - Adam is Keras' (beta1 0.9, beta2 0.999, eps 1e-7, bias correction by the global step). With "step", a step
+ *   trains only its components: their columns of U and b1, their rows of V (data and L2 gradient) and b2; the others
+ *   and their Adam moments stay as they are (the paper's "only train a random subset"). With "sample" (Keras), every
+ *   parameter is updated every step, a zero gradient included (moments decay, momentum still moves it).
  * - Initialisation: glorot_normal (truncated normal, std sqrt(2 / (fan_in + fan_out)) / 0.8796, cut at 2 std),
  *   biases 0, all drawn from one seeded generator.
  * Test predictions: logits of the whole model; the reference averages the softmax outputs of the test windows
@@ -134,9 +136,9 @@ interface Adam {
 const adamOf = (n: number): Adam => ({ m: new Float32Array(n), v: new Float32Array(n) });
 
 /** Keras Adam: lr_t = lr sqrt(1 - b2^t) / (1 - b1^t); p -= lr_t m / (sqrt(v) + eps). */
-function adamStep(p: Float32Array, g: Float32Array, s: Adam, lrT: number): void {
+function adamStep(p: Float32Array, g: Float32Array, s: Adam, lrT: number, from = 0, to = p.length): void {
   const { m, v } = s;
-  for (let i = 0; i < p.length; i++) {
+  for (let i = from; i < to; i++) {
     const gi = g[i];
     const mi = 0.9 * m[i] + 0.1 * gi;
     const vi = 0.999 * v[i] + 0.001 * gi * gi;
@@ -219,7 +221,7 @@ export function trainLowRank(
     new Float32Array(r * classes),
     new Float32Array(classes),
   ];
-  const [gUt, gB1, gV, gB2] = grads;
+  const [gUt, gB1, gV, gB2] = grads; // gUt rows of components inactive this step hold stale values: unread
   const params = [model.ut, model.b1, model.v, model.b2];
   const bMax = o.batchSize;
   const hidden = new Float32Array(bMax * r); // pre-mask activations of the active components
@@ -259,7 +261,10 @@ export function trainLowRank(
         for (let c = 0; c < classes; c++) z[i * classes + c] /= b;
         z[i * classes + batchLabels[i]] -= 1 / b;
       }
-      for (const g of grads) g.fill(0);
+      // Only the active components' gradient rows are written below (gV is overwritten by the L2 term).
+      for (const a of active) gUt.fill(0, a * d, (a + 1) * d);
+      gB1.fill(0);
+      gB2.fill(0);
       // L2 on the whole V kernel.
       let vSquares = 0;
       for (let i = 0; i < model.v.length; i++) {
@@ -292,7 +297,17 @@ export function trainLowRank(
       }
       step++;
       const lrT = (o.learningRate * Math.sqrt(1 - 0.999 ** step)) / (1 - 0.9 ** step);
-      for (let p = 0; p < params.length; p++) adamStep(params[p], grads[p], states[p], lrT);
+      if (o.mask === "step") {
+        // Only this step's components are trained: their columns of U, biases and rows of V (and b2).
+        for (const a of active) {
+          adamStep(model.ut, gUt, states[0], lrT, a * d, (a + 1) * d);
+          adamStep(model.b1, gB1, states[1], lrT, a, a + 1);
+          adamStep(model.v, gV, states[2], lrT, a * classes, (a + 1) * classes);
+        }
+        adamStep(model.b2, gB2, states[3], lrT);
+      } else {
+        for (let p = 0; p < params.length; p++) adamStep(params[p], grads[p], states[p], lrT);
+      }
       epochLoss += loss * b;
     }
     o.onEpoch?.(epoch, epochLoss / n);
