@@ -107,6 +107,28 @@ describe("low-rank linear classifier", () => {
     assert.ok(checked > 30, `checked ${checked}`);
   });
 
+  it("a step trains only its components; the others keep their parameters", () => {
+    const rng = randomFor(8, 0, 0, "only-active");
+    const { features, labels } = blobs(4, 8, 6, 1, rng);
+    const options = { rank: 20, keep: 0.1, batchSize: 64, seed: 5 };
+    const before = trainLowRank(features, labels, 4, { ...options, epochs: 0 });
+    const after = trainLowRank(features, labels, 4, { ...options, epochs: 1 }); // 32 samples: one step
+    const active = new Set(stepComponents(20, 0.1, randomFor(5, 0, 0, "linear-probe/mask")));
+    assert.equal(active.size, 2);
+    for (let a = 0; a < 20; a++) {
+      const row = (m: typeof before) => Array.from(m.ut.subarray(a * 6, (a + 1) * 6)).concat(m.b1[a]);
+      const vRow = (m: typeof before) => Array.from(m.v.subarray(a * 4, (a + 1) * 4));
+      if (active.has(a)) {
+        assert.notDeepEqual(row(after), row(before));
+        assert.notDeepEqual(vRow(after), vRow(before));
+      } else {
+        assert.deepEqual(row(after), row(before));
+        assert.deepEqual(vRow(after), vRow(before));
+      }
+    }
+    assert.notDeepEqual(after.b2, before.b2);
+  });
+
   it("learns a separable problem and beats chance on a hard one; seeded", () => {
     const rng = randomFor(4, 0, 0, "blobs");
     const classes = 8;
