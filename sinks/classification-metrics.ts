@@ -410,7 +410,6 @@ export function majorityTopK(labels: ArrayLike<number>, classes: number, k: numb
 export function singleLabelReport(m: ScoreMatrix, labels: ArrayLike<number>): SingleLabelReport {
   const mca = meanClassAccuracy(m, labels);
   const c = m.classes;
-  const present = c - mca.absentClasses;
   return {
     samples: m.samples,
     classes: c,
@@ -420,7 +419,7 @@ export function singleLabelReport(m: ScoreMatrix, labels: ArrayLike<number>): Si
       chance: Math.min(5, c) / c,
       majority: majorityTopK(labels, c, 5),
     },
-    meanClassAccuracy: { value: mca.value, chance: present > 0 ? 1 / present : Number.NaN },
+    meanClassAccuracy: { value: mca.value, chance: 1 / c },
     absentClasses: mca.absentClasses,
   };
 }

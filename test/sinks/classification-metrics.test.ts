@@ -84,6 +84,8 @@ describe("top-k accuracy", () => {
     close(r.top1.chance, 1 / 3);
     close(r.top1.majority ?? Number.NaN, 2 / 5);
     close(r.top5.chance, 1);
+    close(r.meanClassAccuracy.chance, 1 / 3);
+    close(r.meanClassAccuracy.value, (1 + 0.5 + 1) / 3);
     close(majorityTopK(y, 3, 2), 4 / 5);
   });
 });
