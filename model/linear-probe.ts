@@ -21,7 +21,7 @@
  * Test predictions: logits of the whole model; the reference averages the softmax outputs of the test windows
  * (`softmaxRows` then `averageWindows`).
  */
-import { type Random, randomFor } from "../pipeline/random.js";
+import { type Random, randomFor } from "../core/random.js";
 
 export interface LowRankOptions {
   /** Components of the factorisation (reference 128). */

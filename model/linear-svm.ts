@@ -9,7 +9,7 @@
  * appended to every sample (so it is regularised too). Stops when the projected gradient's spread is <= tolerance
  * (LIBLINEAR's eps 0.1) or after maxPasses passes over the data.
  */
-import { type Random, randomFor } from "../pipeline/random.js";
+import { type Random, randomFor } from "../core/random.js";
 import { checkClassLabels, checkFeatures, type FeatureMatrix, permutation } from "./linear-probe.js";
 
 export interface SvmOptions {

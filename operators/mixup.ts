@@ -9,8 +9,8 @@
  * computed from the ORIGINAL batch (not in place over already mixed rows). Beta draws come from two Gamma draws
  * (Marsaglia and Tsang's method); every draw from the one seeded Random passed in.
  */
-import type { Random } from "../pipeline/random.js";
-import type { Batch } from "../pipeline/records.js";
+import type { Random } from "../core/random.js";
+import type { Batch } from "../core/records.js";
 
 export interface MixupOptions {
   alpha: number;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { type Random, randomFor } from "../../core/random.js";
 import {
   averageWindows,
   type FeatureMatrix,
@@ -15,7 +16,6 @@ import {
   trainBinarySvm,
   trainLinearSvm,
 } from "../../model/linear-svm.js";
-import { type Random, randomFor } from "../../pipeline/random.js";
 
 /** Gaussian blobs: class means ~ N(0, separation^2) per dimension, unit noise around them. */
 function blobs(

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { ClipRef } from "../../core/records.js";
 import { threeCropBoxes } from "../../operators/crop.js";
 import { dmvrWindowOffsets, temporalWindows } from "../../operators/eval-views.js";
-import type { ClipRef } from "../../pipeline/records.js";
 
 /** DMVR as TensorFlow runs it: tf.linspace in float32 (ends exact, middle start + k * delta), cast to int32. */
 function dmvrAsTf(length: number, frames: number, stride: number, count: number): number[] {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { randomFor } from "../../core/random.js";
+import type { Batch } from "../../core/records.js";
 import { mixup, mixupBatch, sampleBeta, sampleGamma } from "../../operators/mixup.js";
-import { randomFor } from "../../pipeline/random.js";
-import type { Batch } from "../../pipeline/records.js";
 
 function moments(draws: Float64Array): { mean: number; variance: number } {
   let sum = 0;

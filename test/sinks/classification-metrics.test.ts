@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import sharp from "sharp";
-import { randomFor } from "../../pipeline/random.js";
+import { randomFor } from "../../core/random.js";
 import {
   averagePrecision,
   confusionMatrix,
