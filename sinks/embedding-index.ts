@@ -298,9 +298,28 @@ function vectorColumn(table: Table, name: string, dim: number, where: string): F
   return out;
 }
 
-async function readPart(dir: string, part: IndexManifest["parts"][number], dims: Dims) {
-  const path = join(dir, part.file);
-  const where = `embedding index '${dir}': ${part.file}`;
+/** One row group of a part as rows (vectors as stored: normalised when appended). */
+function rowsOfTable(table: Table, dims: Dims, where: string): IndexRows {
+  const column = (name: string) => {
+    const c = table.getChild(name);
+    if (!c) throw new Error(`${where}: no column ${name}; re-index into a new folder`);
+    return c;
+  };
+  const vectors: Partial<Record<EmbeddingColumn, Float32Array>> = {};
+  for (const c of checkDims(dims)) vectors[c] = vectorColumn(table, c, dims[c]!, where);
+  return {
+    ids: Array.from(column("id") as Iterable<string>),
+    files: Array.from(column("file") as Iterable<string>),
+    starts: Array.from(column("start").toArray() as Float64Array),
+    ends: Array.from(column("end").toArray() as Float64Array),
+    vectors,
+  };
+}
+
+/** Reads one part into the index, a row group at a time (memory: one group, not the part). Returns its rows. */
+async function readPart(index: EmbeddingIndex, part: IndexManifest["parts"][number]): Promise<number> {
+  const path = join(index.dir, part.file);
+  const where = `embedding index '${index.dir}': ${part.file}`;
   const info = await stat(path).catch(() => undefined);
   if (!info) throw new Error(`${where} is listed in ${MANIFEST} but missing; re-index into a new folder`);
   let file: ParquetFile;
@@ -310,25 +329,16 @@ async function readPart(dir: string, part: IndexManifest["parts"][number], dims:
     throw new Error(`${where} is not a readable Parquet file (${String(err)}); re-index into a new folder`);
   }
   try {
-    const table = tableFromIPC((await file.read()).intoIPCStream());
-    if (table.numRows !== part.rows) {
-      throw new Error(`${where} holds ${table.numRows} rows, ${MANIFEST} says ${part.rows}; re-index`);
+    let rows = 0;
+    const groups = file.metadata().numRowGroups();
+    for (let g = 0; g < groups; g++) {
+      const table = tableFromIPC((await file.read({ rowGroups: [g] })).intoIPCStream());
+      pushRows(index, rowsOfTable(table, index.manifest.dims, where));
+      rows += table.numRows;
     }
-    const strings = (name: string) => {
-      const c = table.getChild(name);
-      if (!c) throw new Error(`${where}: no column ${name}`);
-      return Array.from(c as Iterable<string>);
-    };
-    const numbers = (name: string) => Array.from((table.getChild(name)?.toArray() ?? []) as Float64Array);
-    const vectors: Partial<Record<EmbeddingColumn, Float32Array>> = {};
-    for (const c of checkDims(dims)) vectors[c] = vectorColumn(table, c, dims[c]!, where);
-    return {
-      ids: strings("id"),
-      files: strings("file"),
-      starts: numbers("start"),
-      ends: numbers("end"),
-      vectors,
-    };
+    if (rows !== part.rows)
+      throw new Error(`${where} holds ${rows} rows, ${MANIFEST} says ${part.rows}; re-index`);
+    return rows;
   } finally {
     file.free();
   }
@@ -393,9 +403,8 @@ export async function openEmbeddingIndex(dir: string, opts: OpenOptions = {}): P
   const index = emptyIndex(dir, manifest, opts);
   const partOfRow: number[] = [];
   for (const [p, part] of manifest.parts.entries()) {
-    const rows = await readPart(dir, part, manifest.dims);
-    pushRows(index, rows);
-    for (let i = 0; i < part.rows; i++) partOfRow.push(p);
+    const rows = await readPart(index, part);
+    for (let i = 0; i < rows; i++) partOfRow.push(p);
   }
   if (index.ids.length !== manifest.count) {
     throw fail(dir, `the parts hold ${index.ids.length} rows, ${MANIFEST} says ${manifest.count}; re-index`);

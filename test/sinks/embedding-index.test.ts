@@ -226,6 +226,65 @@ describe("sinks/embedding-index", () => {
     assert.ok(found / 1000 >= 0.95, `recall@10 ${found / 1000}`);
   });
 
+  it("resumes after an interruption: unlisted parts are ignored, a graph behind the rows catches up", async () => {
+    const dir = join(root, "resume");
+    const opts = { exactBelow: 50 };
+    const index = await createEmbeddingIndex(dir, MODEL, { video_vt: 8 }, opts);
+    const files1 = Array.from({ length: 20 }, (_, i) => `a${i}.mp4`);
+    const r1 = { ...rowsFor(files1, 4, 1), vectors: { video_vt: clustered(80, 8, 5, 0.2, 1) } };
+    await appendRows(
+      index,
+      r1,
+      files1.map((f) => stamp(f)),
+    );
+    const graph = join(dir, "ann.video_vt.usearch");
+    const oldGraph = await readFile(graph);
+    const oldEntry = index.manifest.ann.video_vt;
+    const files2 = Array.from({ length: 10 }, (_, i) => `b${i}.mp4`);
+    const r2 = { ...rowsFor(files2, 4, 2), vectors: { video_vt: clustered(40, 8, 5, 0.2, 2) } };
+    await appendRows(
+      index,
+      r2,
+      files2.map((f) => stamp(f)),
+    );
+    assert.equal(index.manifest.ann.video_vt?.rows, 120);
+
+    // As if interrupted after the second part was listed but before its graph was saved, and while a third part
+    // was being written (complete but unlisted, and a partial one).
+    await writeFile(graph, oldGraph);
+    const manifest = JSON.parse(await readFile(join(dir, "index.json"), "utf8"));
+    manifest.ann.video_vt = oldEntry;
+    await writeFile(join(dir, "index.json"), JSON.stringify(manifest));
+    await writeFile(join(dir, "part-00002.parquet"), await readFile(join(dir, "part-00001.parquet")));
+    await writeFile(join(dir, "part-00002.parquet.partial"), "half a file");
+
+    const resumed = await openEmbeddingIndex(dir, opts);
+    assert.equal(resumed.ids.length, 120);
+    assert.deepEqual(
+      filesToEmbed(
+        resumed,
+        [...files1, ...files2, "c.mp4"].map((f) => stamp(f)),
+      ),
+      [stamp("c.mp4")],
+    );
+    // Every row, the second part's included, is found by its own vector through the graph.
+    for (let r = 0; r < 120; r++) {
+      const own = resumed.vectors.video_vt!.slice(r * 8, r * 8 + 8);
+      const hits = searchEmbeddingIndex(resumed, own, { k: 3, engine: "approximate" });
+      assert.ok(
+        hits.some((h) => h.id === resumed.ids[r]),
+        `row ${r} (${resumed.ids[r]}) not found`,
+      );
+    }
+    const r3 = rowsFor(["c.mp4"], 2, 3);
+    delete r3.vectors.video_va;
+    await appendRows(resumed, r3, [stamp("c.mp4")]);
+    const last = await openEmbeddingIndex(dir, opts);
+    assert.equal(last.ids.length, 122);
+    assert.deepEqual(last.ids.slice(120), r3.ids);
+    assert.equal(last.manifest.ann.video_vt?.rows, 122);
+  });
+
   it("says what is wrong with a missing or corrupt folder, a wrong query width and k <= 0", async () => {
     const dir = join(root, "errors");
     await assert.rejects(
