@@ -163,6 +163,7 @@ async function measureSet(
     note(`${data} ${rows}: exact, ${exactQueries} queries`);
     const e = timeQueries(queries, exactQueries, (q) => exactTopK(matrix, DIM, q, K).rows);
     exact = { ...e.latency, matchesGroundTruth: recall(e.results, truth) === 1 };
+    note(`${data} ${rows}: exact median ${exact.medianMs} ms, p99 ${exact.p99Ms} ms (cpu ${exact.cpuP99Ms})`);
   }
 
   note(`${data} ${rows}: building the graph`);
@@ -177,6 +178,9 @@ async function measureSet(
   const file = join(dir, `${data}-${rows}.usearch`);
   built.save(file);
   const fileMB = round((await stat(file)).size / 2 ** 20, 1);
+  note(
+    `${data} ${rows}: built in ${seconds} s (${cpuSeconds} CPU s), +${rssGrowthMB} MB RSS, file ${fileMB} MB`,
+  );
 
   const run = (ann: Index, expansionSearch: number) => {
     const a = timeQueries(queries, QUERIES, (q) => approximateTopK(ann, matrix, DIM, q, K).rows);
@@ -187,7 +191,10 @@ async function measureSet(
     const view = newAnnIndex(DIM, { ...DEFAULT_ANN_SETTINGS, expansionSearch });
     view.view(file); // memory-mapped: the graph is read once from the page cache, not copied per setting
     const r = run(view, expansionSearch);
-    note(`${data} ${rows}: ef ${expansionSearch}: recall ${r.recallAt10}, p99 ${r.p99Ms} ms`);
+    note(
+      `${data} ${rows}: ef ${expansionSearch}: recall ${r.recallAt10}, median ${r.medianMs} ms, ` +
+        `p99 ${r.p99Ms} ms (cpu ${r.cpuMedianMs} / ${r.cpuP99Ms})`,
+    );
     return r;
   });
   const good = sweep.find((s) => s.recallAt10 >= 0.95 && s.cpuP99Ms < 20);
