@@ -16,8 +16,9 @@
  * simply written again. A graph behind the rows (interrupted before it was saved) catches up when opened.
  *
  * Engines: exact (brute force, sinks/vector-search.ts `exactTopK`) below `EXACT_BELOW` live rows, approximate
- * (HNSW) from there; `engine` overrides. Measured (bench/search.ts, 256-d, 2 cores): exact costs about 6 ms a
- * query per 10,000 rows, so below 20,000 it answers in about 10 ms with perfect recall and needs no graph to build.
+ * (HNSW) from there; `engine` overrides. Measured (bench/search.ts, 256-d): exact costs about 2-3 ms of CPU a
+ * query per 10,000 rows (~280 ms at a million), so below 20,000 it answers in under ~6 ms with perfect recall and
+ * needs no graph, whose build costs far more (~0.2 CPU s per 1,000 rows) than a few such queries.
  */
 
 import { openAsBlob } from "node:fs";
