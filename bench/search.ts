@@ -24,7 +24,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { exactSearch, type Index, MetricKind } from "usearch";
-import { randomFor } from "../pipeline/random.js";
+import { randomFor } from "../core/random.js";
 import {
   type AnnSettings,
   addToAnn,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { randomFor } from "../../pipeline/random.js";
+import { randomFor } from "../../core/random.js";
 import {
   appendRows,
   chooseEngine,
