@@ -7,11 +7,13 @@ import { type Command, helpText, parseCommandArgs, UserError } from "./cli.js";
 import { demoCommand } from "./commands/demo.js";
 import { embedCommand } from "./commands/embed.js";
 import { exportCommand } from "./commands/export.js";
+import { indexCommand } from "./commands/index-videos.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { modelInfoCommand } from "./commands/model-info.js";
 import { prepareCommand } from "./commands/prepare.js";
 import { pretrainCommand } from "./commands/pretrain.js";
 import { probeCommand } from "./commands/probe.js";
+import { searchCommand } from "./commands/search.js";
 import { synthCommand } from "./commands/synth.js";
 import { vocabCommand } from "./commands/vocab.js";
 
@@ -34,6 +36,8 @@ const commands: Command[] = [
   inspectCommand,
   embedCommand,
   exportCommand,
+  indexCommand,
+  searchCommand,
   modelInfoCommand,
 ];
 
