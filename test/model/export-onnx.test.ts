@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import * as ort from "onnxruntime-node";
 import { randomForRun } from "../../core/random.js";
 import type { ModelConfig } from "../../model/config.js";
 import {
@@ -12,8 +11,12 @@ import {
 import { encodeModel, OPSET } from "../../model/onnx-graph.js";
 import { embed } from "../../model/step.js";
 import { createModel } from "../../model/vatt.js";
+import { requireOnnxRuntime } from "../../native/onnxruntime.js";
 import { testBackend, tinyTestConfig } from "./helpers.js";
 import { randomisedModel } from "./random-weights.js";
+
+// Through vatt's loader: ONNX Runtime's telemetry (a /tmp/mat-debug-PID.log per process) stays off.
+const ort = requireOnnxRuntime<typeof import("onnxruntime-node")>("onnxruntime-node");
 
 before(async () => {
   await testBackend();
@@ -36,7 +39,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 
 async function run(
   encoder: ExportedEncoder,
-  feeds: Record<string, ort.Tensor>,
+  feeds: Record<string, InstanceType<typeof ort.Tensor>>,
 ): Promise<Record<string, Float32Array>> {
   const session = await ort.InferenceSession.create(encodeModel(encoder.model));
   try {

@@ -3,18 +3,21 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import * as ort from "onnxruntime-node";
 import { type ParsedArgs, parseCommandArgs, type UserError } from "../../bin/cli.js";
 import { exportCommand } from "../../bin/commands/export.js";
 import type { BackendChoice } from "../../model/backend.js";
 import { checkpointJsonPath, saveCheckpoint } from "../../model/checkpoint.js";
 import { embed } from "../../model/step.js";
 import { disposeModel, type VattModel } from "../../model/vatt.js";
+import { requireOnnxRuntime } from "../../native/onnxruntime.js";
 import { tokenize, Vocabulary } from "../../operators/tokenize.js";
 import { type ExportManifest, exportOnnx } from "../../pipeline/export.js";
 import { saveCheckpointFolder } from "../../sinks/checkpoints.js";
 import { testBackend, tinyTestConfig } from "../model/helpers.js";
 import { randomisedModel } from "../model/random-weights.js";
+
+// Through vatt's loader: ONNX Runtime's telemetry (a /tmp/mat-debug-PID.log per process) stays off.
+const ort = requireOnnxRuntime<typeof import("onnxruntime-node")>("onnxruntime-node");
 
 let dir = "";
 let runDir = "";
