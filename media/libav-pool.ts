@@ -9,10 +9,10 @@
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { MediaError } from "./ffmpeg.js";
 import type { LibavDecodeJob, LibavDecodeResult } from "./libav.js";
 import type { WorkerReply, WorkerRequest } from "./libav-worker.js";
 import type { MediaInfo } from "./probe.js";
+import { MediaError } from "./process.js";
 
 export interface JobOptions {
   timeoutMs?: number;

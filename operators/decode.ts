@@ -7,8 +7,8 @@
  * short side is `shortSide`, and writes the frames as PPM images on stdout and the audio, resampled to 48 kHz mono
  * float32, on fd 3. PPM headers carry each frame's size, so no ffprobe run is needed in the common case.
  *
- * Both outputs are captured in temp files (pipeline/ffmpeg.ts `runMediaToolCaptured`, started by its small spawner
- * process) and read once, straight into the clip's own buffers: each frame's pixels land in place in one scattered
+ * Both outputs are captured in temp files (media/capture.ts `runMediaToolCaptured`, started by its small spawner
+ * process when ours is large) and read once, straight into the clip's own buffers: each frame's pixels land in place in one scattered
  * read, headers aside. Against draining pipes (64 KB chunks, concatenation, a parse copy) that took the decode's
  * Node CPU from ~27 to ~6 ms per 32x455x256 clip (bench/pipeline.ts).
  *
@@ -29,10 +29,11 @@ import { uninitialisedBytes, uninitialisedFloat32 } from "../core/buffers.js";
 import { type FilterGeometry, scaledSize } from "../core/geometry.js";
 import { type Random, randomFor } from "../core/random.js";
 import type { ClipRef, DecodedClip } from "../core/records.js";
-import { type CapturedOutput, MediaError, runMediaToolCaptured } from "../media/ffmpeg.js";
+import { type CapturedOutput, runMediaToolCaptured } from "../media/capture.js";
 import type { LibavDecodeResult } from "../media/libav.js";
 import { LeftToFfmpeg, libavPool, libavStatus } from "../media/libav-pool.js";
 import { type MediaInfo, probe as probeFile } from "../media/probe.js";
+import { MediaError } from "../media/process.js";
 
 export interface DecodeOptions {
   /** Frames per clip (reference: 32). */

@@ -4,7 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { type FilterGeometry, scaledSize } from "../../core/geometry.js";
 import { randomFor } from "../../core/random.js";
 import type { ClipRef } from "../../core/records.js";
-import { MediaError, runMediaTool } from "../../media/ffmpeg.js";
+import { MediaError, runMediaTool } from "../../media/process.js";
 import { chooseWindowStart, clipSamples, decodeClip, parsePpmStream } from "../../operators/decode.js";
 import { makeGarbage, makeMedia, makeTempDir, removeDir, truncateMedia } from "../media.js";
 
