@@ -1,5 +1,5 @@
 /**
- * Worker threads that decode clips with FFmpeg's libraries in this process (pipeline/libav.ts), so decoding runs
+ * Worker threads that decode clips with FFmpeg's libraries in this process (media/libav.ts), so decoding runs
  * beside the training step instead of in one ffmpeg process per clip.
  *
  * Jobs wait in one queue and go to the first idle worker. Every job has a time limit and may be cancelled: a
@@ -9,7 +9,7 @@
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import type { LibavDecodeJob, LibavDecodeResult } from "./libav.js";
+import type { LibavDecodeJob, LibavDecodeResult } from "./libav-input.js";
 import type { WorkerReply, WorkerRequest } from "./libav-worker.js";
 import type { MediaInfo } from "./probe.js";
 import { MediaError } from "./process.js";

@@ -1,9 +1,9 @@
 /**
- * Entry of a decoding worker thread (pipeline/libav-pool.ts): takes one job at a time, decodes or probes it with
- * pipeline/libav.ts, and sends the result back with its buffers transferred, not copied.
+ * Entry of a decoding worker thread (media/libav-pool.ts): takes one job at a time, decodes or probes it with
+ * media/libav.ts, and sends the result back with its buffers transferred, not copied.
  */
 import { parentPort } from "node:worker_threads";
-import type { LibavDecodeJob } from "./libav.js";
+import type { LibavDecodeJob } from "./libav-input.js";
 
 export type WorkerRequest =
   | { id: number; kind: "decode"; job: LibavDecodeJob }
@@ -14,9 +14,10 @@ export type WorkerReply =
   | { id: number; ok: false; message: string; kind: "missing" | "invalid" | "unsupported" | "failed" };
 
 const port = parentPort;
-if (!port) throw new Error("pipeline/libav-worker.js runs as a worker thread only");
+if (!port) throw new Error("media/libav-worker.js runs as a worker thread only");
 
-const { LibavDecoder, LibavError, libavProbe } = await import("./libav.js");
+const { LibavDecoder } = await import("./libav.js");
+const { LibavError, libavProbe } = await import("./libav-input.js");
 const decoder = new LibavDecoder();
 
 port.on("message", (request: WorkerRequest) => {

@@ -30,7 +30,7 @@ import { type FilterGeometry, scaledSize } from "../core/geometry.js";
 import { type Random, randomFor } from "../core/random.js";
 import type { ClipRef, DecodedClip } from "../core/records.js";
 import { type CapturedOutput, runMediaToolCaptured } from "../media/capture.js";
-import type { LibavDecodeResult } from "../media/libav.js";
+import type { LibavDecodeResult } from "../media/libav-input.js";
 import { LeftToFfmpeg, libavPool, libavStatus } from "../media/libav-pool.js";
 import { type MediaInfo, probe as probeFile } from "../media/probe.js";
 import { MediaError } from "../media/process.js";
@@ -58,7 +58,7 @@ export interface DecodeOptions {
   /** Run seed: the window of sample (epoch, index) comes from randomFor(seed, epoch, index, "window"). */
   seed: number;
   /**
-   * Who decodes: "libav" (FFmpeg's libraries in worker threads of this process, pipeline/libav.ts: ~2 ms of CPU a
+   * Who decodes: "libav" (FFmpeg's libraries in worker threads of this process, media/libav.ts: ~2 ms of CPU a
    * small clip), "process" (one ffmpeg process per clip, as below: ~8.5 ms, but a decoder crash cannot reach this
    * process), or "auto" (libav when node-av loads here).
    */

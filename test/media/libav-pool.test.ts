@@ -4,7 +4,7 @@ import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { LibavDecodeJob } from "../../media/libav.js";
+import type { LibavDecodeJob } from "../../media/libav-input.js";
 import { LibavPool, libavStatus } from "../../media/libav-pool.js";
 import { probe } from "../../media/probe.js";
 import { MediaError } from "../../media/process.js";
