@@ -27,12 +27,8 @@ import { runMediaTool } from "../media/process.js";
 import { addGaussianNoise } from "../operators/audio.js";
 import { applyAugmentation, drawAugmentation } from "../operators/augment.js";
 import { cropResizeColour } from "../operators/crop.js";
-import {
-  type DecodeOptions,
-  decodeClip,
-  defaultDecodeOptions,
-  ffmpegDecodeArgs,
-} from "../operators/decode.js";
+import { type DecodeOptions, decodeClip, defaultDecodeOptions } from "../operators/decode.js";
+import { ffmpegDecodeArgs } from "../operators/decode-ffmpeg.js";
 import { pretrainingExamples } from "../pipeline/stream.js";
 import { round } from "./measure.js";
 
