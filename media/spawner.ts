@@ -5,11 +5,13 @@
  * write-protects its memory, so each spawn costs the parent's main thread time that grows with its RSS, and its
  * memory then takes copy-on-write faults. Measured here (Node 20, 2 cores, idle): ~0.7 ms per spawn at 50 MB RSS,
  * ~11 ms at 550 MB (a training run's size), ~32 ms at 1.5 GB; through the spawner (~40 MB) it stays under 0.5 ms
- * whatever our size. The spawner itself costs a Node start (~40 ms of CPU idle, several times that on a loaded
- * machine) and ~40 MB. So it is started only once our RSS passes SPAWNER_MIN_RSS: at 200 MB a spawn costs ~3-4 ms
- * (the line through the figures above; a quick re-run under load 12 gave the same rise, 1.6x from 80 to 200 MB), so
- * the spawner pays back within a few dozen runs, which a process that large (TensorFlow.js loaded, a training or
- * embedding job) always makes; a one-shot `vatt probe` (~60 MB) never would. It opens our capture files through
+ * whatever our size. The spawner itself costs a Node start (~40 ms idle, several times that on a loaded machine)
+ * and ~40 MB, so it is started only once our RSS passes SPAWNER_MIN_RSS (200 MB). There a spawn costs ~4 ms (the
+ * line through the figures above; a re-run of the spawn() call alone under load average 12 gave the same rise:
+ * median 70 ms at 80 MB, 140 ms at 200 MB, ~220 ms at 300-500 MB), so the spawner pays back within a few dozen runs,
+ * which a process that large (TensorFlow.js loaded: a training, embedding or prepare job) always makes. A one-shot
+ * `vatt probe` (51 MB peak RSS) never would: spawning directly took its wall time from 1.37 s to 0.86 s (median of
+ * 15 interleaved runs under load average ~16, bare `node -e 0` 0.47 s). It opens our capture files through
  * /proc/PID/fd, so it is used on Linux only; elsewhere, or if it cannot work, runs spawn directly.
  */
 import { type ChildProcess, spawn } from "node:child_process";
