@@ -21,6 +21,7 @@ export {
 } from "./datasets/classification.js";
 export { type HowTo100MOptions, howTo100M } from "./datasets/howto100m.js";
 export { type ManifestOptions, manifest } from "./datasets/manifest.js";
+export { shardFiles, shardRows } from "./datasets/parquet.js";
 export { type SynthKind, type SynthOptions, synthesizeDataset } from "./datasets/synth.js";
 export { type MediaInfo, probe } from "./media/probe.js";
 export { type AugmentOptions, augmentClip, defaultAugmentOptions } from "./operators/augment.js";

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { runMediaTool } from "../media/ffmpeg.js";
+import { runMediaTool } from "../media/process.js";
 import { round } from "./measure.js";
 
 const VATT = fileURLToPath(new URL("../bin/vatt.js", import.meta.url));

@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 import { orderedRefs } from "../core/order.js";
 import { SkipLog } from "../core/skips.js";
 import { manifest } from "../datasets/manifest.js";
-import { runMediaTool } from "../media/ffmpeg.js";
+import { runMediaTool } from "../media/process.js";
 import { parquetExamples } from "../pipeline/parquet-examples.js";
 import { prepareShards } from "../pipeline/prepare.js";
 import { pretrainingExamples } from "../pipeline/stream.js";

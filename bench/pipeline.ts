@@ -21,17 +21,14 @@ import { join } from "node:path";
 import { type FilterGeometry, scaledSize } from "../core/geometry.js";
 import { randomFor } from "../core/random.js";
 import type { ClipRef, DecodedClip } from "../core/records.js";
-import { runMediaTool, runMediaToolCaptured } from "../media/ffmpeg.js";
+import { runMediaToolCaptured } from "../media/capture.js";
 import { probe } from "../media/probe.js";
+import { runMediaTool } from "../media/process.js";
 import { addGaussianNoise } from "../operators/audio.js";
 import { applyAugmentation, drawAugmentation } from "../operators/augment.js";
 import { cropResizeColour } from "../operators/crop.js";
-import {
-  type DecodeOptions,
-  decodeClip,
-  defaultDecodeOptions,
-  ffmpegDecodeArgs,
-} from "../operators/decode.js";
+import { type DecodeOptions, decodeClip, defaultDecodeOptions } from "../operators/decode.js";
+import { ffmpegDecodeArgs } from "../operators/decode-ffmpeg.js";
 import { pretrainingExamples } from "../pipeline/stream.js";
 import { round } from "./measure.js";
 
@@ -153,7 +150,7 @@ function nullDecodeArgs(
 }
 
 /**
- * Runs ffmpeg alone the way ours runs (started by the spawner, media/ffmpeg.ts), so both sides pay the same to
+ * Runs ffmpeg alone the way ours runs (media/capture.ts: by the spawner once this process is large), so both sides pay the same to
  * start a process: spawning straight from this process would cost it a fork that grows with its size.
  */
 async function runAlone(args: string[], file: string): Promise<void> {

@@ -8,7 +8,7 @@ import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import sharp from "sharp";
 import type { Random } from "../core/random.js";
-import { runMediaTool } from "../media/ffmpeg.js";
+import { runMediaTool } from "../media/process.js";
 import { renderSceneAudio, renderSceneBackground, renderSceneFrame, type Scene } from "./synth-scenes.js";
 
 /** One media file of the ground truth. */

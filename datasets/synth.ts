@@ -20,7 +20,7 @@ import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Random, randomFor, randomForRun } from "../core/random.js";
-import { runMediaTool } from "../media/ffmpeg.js";
+import { runMediaTool } from "../media/process.js";
 import {
   CONCEPTS,
   type Concept,

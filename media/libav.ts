@@ -1,6 +1,6 @@
 /**
  * Decoding inside this process with FFmpeg's own libraries (libavformat, libavcodec, libswscale, libswresample),
- * through node-av's prebuilt N-API binding: the code the worker threads of pipeline/libav-pool.ts run.
+ * through node-av's prebuilt N-API binding: the code the worker threads of media/libav-pool.ts run.
  *
  * Why: a clip of the demo costs ~8.5 ms of CPU as one ffmpeg process (~6 ms of it starting the process and opening
  * the file) and ~2 ms here. The contract is the one of the ffmpeg command in operators/decode.ts
@@ -18,262 +18,26 @@
  * - Audio: mono float32 at `sampleRate` by libswresample (the resampler ffmpeg's `-ar` uses), whose filter bank is
  *   built once per input format and kept.
  *
- * Everything here is synchronous: it runs in a worker thread, never on the main thread.
+ * Everything here is synchronous: it runs in a worker thread, never on the main thread. Opening and probing are in
+ * media/libav-input.ts, the conversion of frames to the clip's buffers in media/libav-convert.ts.
  */
+import { AV_NOPTS_VALUE, AVSEEK_FLAG_BACKWARD } from "node-av/constants";
+import { type CodecContext, Frame, Packet, type SoftwareResampleContext, type Stream } from "node-av/lib";
 import {
-  AV_DISPOSITION_ATTACHED_PIC,
-  AV_LOG_QUIET,
-  AV_NOPTS_VALUE,
-  AV_PIX_FMT_RGB24,
-  AV_PIX_FMT_YUV420P,
-  AV_PIX_FMT_YUV422P,
-  AV_PIX_FMT_YUV444P,
-  AV_PIX_FMT_YUVJ420P,
-  AV_PIX_FMT_YUVJ422P,
-  AV_PIX_FMT_YUVJ444P,
-  AV_PKT_DATA_DISPLAYMATRIX,
-  AV_SAMPLE_FMT_FLT,
-  AVERROR_ENOENT,
-  AVMEDIA_TYPE_AUDIO,
-  AVMEDIA_TYPE_VIDEO,
-  AVSEEK_FLAG_BACKWARD,
-  SWS_BILINEAR,
-} from "node-av/constants";
+  BYTES_PER_SAMPLE,
+  isPlanar,
+  pictureConverter,
+  ResamplerCache,
+  ScalerCache,
+} from "./libav-convert.js";
 import {
-  Codec,
-  CodecContext,
-  FFmpegError,
-  FormatContext,
-  Frame,
-  Log,
-  Packet,
-  SoftwareResampleContext,
-  SoftwareScaleContext,
-  type Stream,
-} from "node-av/lib";
-import { type FilterGeometry, scaledSize } from "../core/geometry.js";
-import type { MediaInfo } from "./probe.js";
-
-Log.setLevel(AV_LOG_QUIET); // failures come back as return codes; a damaged file must not flood stderr
-
-/** One clip to decode: `ffmpegDecodeArgs`'s inputs. */
-export interface LibavDecodeJob {
-  file: string;
-  /** Window start in seconds after the file's start time. */
-  start: number;
-  /** Output frames. */
-  frames: number;
-  /** Output frames per second (fps / stride). */
-  rate: number;
-  /** Length of the clip in seconds (frames / rate). */
-  seconds: number;
-  sampleRate: number;
-  /** Audio samples wanted. */
-  samples: number;
-  /** Short side of the scaled frame the crop box refers to (0 = display size). */
-  shortSide: number;
-  geometry?: FilterGeometry;
-}
-
-/** The decode, in buffers the clip keeps: `got` frames of width x height RGB, `audioSamples` of mono audio. */
-export interface LibavDecodeResult {
-  frames: Uint8Array;
-  got: number;
-  width: number;
-  height: number;
-  /** Undefined when the file has no audio stream. */
-  audio: Float32Array | undefined;
-  audioSamples: number;
-}
-
-/**
- * A failure: "missing" and "invalid" as MediaError's kinds; "unsupported" for a file this decoder leaves to an ffmpeg
- * process (a pixel format other than 8-bit planar YUV, a picture size that changes within the clip).
- */
-export class LibavError extends Error {
-  constructor(
-    message: string,
-    readonly kind: "missing" | "invalid" | "unsupported",
-  ) {
-    super(message);
-  }
-}
-
-function check(code: number, what: string, file: string): void {
-  if (code >= 0) return;
-  const kind = code === AVERROR_ENOENT ? "missing" : "invalid";
-  throw new LibavError(`${what} '${file}': ${FFmpegError.strerror(code)}`, kind);
-}
-
-function seconds(ts: bigint, tb: { num: number; den: number }): number {
-  return (Number(ts) * tb.num) / tb.den;
-}
-
-/** Rotation in degrees (0, 90, 180, 270) as ffprobe reports it turned around: the display matrix, else `rotate`. */
-function rotationOf(stream: Stream): number {
-  let degrees = Number(stream.metadata?.get("rotate") ?? 0);
-  const m = stream.codecpar.getCodedSideData(AV_PKT_DATA_DISPLAYMATRIX);
-  if (m && m.length >= 36) {
-    const v = (i: number) => m.readInt32LE(i * 4) / 65536;
-    const s0 = Math.hypot(v(0), v(3));
-    const s1 = Math.hypot(v(1), v(4));
-    if (s0 > 0 && s1 > 0) degrees = (Math.atan2(v(1) / s1, v(0) / s0) * 180) / Math.PI;
-  }
-  const normalised = (((Math.round(degrees / 90) * 90) % 360) + 360) % 360;
-  return Number.isFinite(normalised) ? normalised : 0;
-}
-
-/** An open input with its chosen streams; `close` frees everything. */
-class Input {
-  readonly fmt = new FormatContext();
-  video: Stream | undefined;
-  audio: Stream | undefined;
-  /** The file's start time in seconds (the earliest stream start), which `-ss` is relative to. */
-  startTime = 0;
-  /** Whether the container describes its streams and indexes its keyframes in its header (MP4/MOV, Matroska/WebM). */
-  indexed = false;
-
-  constructor(readonly file: string) {
-    check(this.fmt.openInputSync(file, null, null), "cannot open", file);
-    try {
-      this.choose();
-    } catch (err) {
-      this.close();
-      throw err;
-    }
-  }
-
-  private choose(): void {
-    const file = this.file;
-    // MP4/MOV and Matroska/WebM headers describe every stream (sizes, rates, start times) and index their keyframes:
-    // those are decoded here. Other containers (MPEG-TS, raw streams, ...) need packets read to learn their streams
-    // and seek by bytes: they are probed here (packets read, as ffprobe does) and decoded by an ffmpeg process.
-    const format = this.fmt.iformat?.name ?? "";
-    this.indexed = format.startsWith("mov,mp4") || format.startsWith("matroska");
-    if (!this.indexed) check(this.fmt.findStreamInfoSync(null), "cannot read the streams of", file);
-    const streams = this.fmt.streams;
-    this.video = streams.find(
-      (s) => s.codecpar.codecType === AVMEDIA_TYPE_VIDEO && !(s.disposition & AV_DISPOSITION_ATTACHED_PIC),
-    );
-    this.audio = streams.find((s) => s.codecpar.codecType === AVMEDIA_TYPE_AUDIO);
-    const starts = streams
-      .filter((s) => s.startTime !== AV_NOPTS_VALUE)
-      .map((s) => seconds(s.startTime, s.timeBase));
-    this.startTime = this.fmt.startTime !== AV_NOPTS_VALUE ? Number(this.fmt.startTime) / 1e6 : 0;
-    if (this.fmt.startTime === AV_NOPTS_VALUE && starts.length > 0) this.startTime = Math.min(...starts);
-  }
-
-  decoder(stream: Stream): CodecContext {
-    const codec = Codec.findDecoder(stream.codecpar.codecId);
-    if (!codec) throw new LibavError(`no decoder for a stream of '${this.file}'`, "invalid");
-    const ctx = new CodecContext();
-    try {
-      ctx.allocContext3(codec);
-      check(ctx.parametersToContext(stream.codecpar), "cannot set up a decoder for", this.file);
-      ctx.threadCount = 1; // one clip per worker, one worker per core
-      check(ctx.open2Sync(codec, null), "cannot open the decoder for", this.file);
-      return ctx;
-    } catch (err) {
-      ctx.freeContext();
-      throw err;
-    }
-  }
-
-  close(): void {
-    this.fmt.closeInputSync();
-  }
-}
-
-/** What the libav probe knows, as `probe`'s record (the fields the decode path reads are exact). */
-export function libavProbe(file: string): MediaInfo {
-  const input = new Input(file);
-  try {
-    const { video, audio, fmt } = input;
-    if (!video && !audio) throw new LibavError(`'${file}' has no video or audio stream`, "invalid");
-    const durationOf = (s: Stream | undefined) =>
-      s && s.duration !== AV_NOPTS_VALUE ? seconds(s.duration, s.timeBase) : 0;
-    const rate = (r: { num: number; den: number } | undefined) => (r && r.den > 0 ? r.num / r.den : 0);
-    const frames = video ? Number(video.nbFrames) : 0;
-    return {
-      file,
-      duration:
-        fmt.duration !== AV_NOPTS_VALUE && fmt.duration > 0n
-          ? Number(fmt.duration) / 1e6
-          : Math.max(durationOf(video), durationOf(audio)),
-      formatName: fmt.iformat?.name ?? "",
-      hasVideo: video !== undefined,
-      hasAudio: audio !== undefined,
-      videoCodec: video ? (Codec.findDecoder(video.codecpar.codecId)?.name ?? undefined) : undefined,
-      audioCodec: audio ? (Codec.findDecoder(audio.codecpar.codecId)?.name ?? undefined) : undefined,
-      width: video?.codecpar.width ?? 0,
-      height: video?.codecpar.height ?? 0,
-      rotation: video ? rotationOf(video) : 0,
-      avgFrameRate: rate(video?.avgFrameRate),
-      realFrameRate: rate(video?.rFrameRate),
-      frameCount: frames > 0 ? frames : undefined,
-      audioSampleRate: audio?.codecpar.sampleRate ?? 0,
-      audioChannels: audio?.codecpar.channels ?? 0,
-    };
-  } finally {
-    input.close();
-  }
-}
-
-/** log2 of the chroma subsampling of the 8-bit planar YUV formats the one-call path takes. */
-const PLANAR_YUV = new Map<number, [number, number]>([
-  [AV_PIX_FMT_YUV420P, [1, 1]],
-  [AV_PIX_FMT_YUVJ420P, [1, 1]],
-  [AV_PIX_FMT_YUV422P, [1, 0]],
-  [AV_PIX_FMT_YUVJ422P, [1, 0]],
-  [AV_PIX_FMT_YUV444P, [0, 0]],
-  [AV_PIX_FMT_YUVJ444P, [0, 0]],
-]);
-
-/** swscale contexts by their parameters: one conversion per clip shape, reused while it repeats. */
-class ScalerCache {
-  private readonly contexts = new Map<string, SoftwareScaleContext>();
-  get(sw: number, sh: number, format: number, dw: number, dh: number, to = AV_PIX_FMT_RGB24 as number) {
-    const key = `${sw}x${sh}:${format}>${dw}x${dh}:${to}`;
-    let ctx = this.contexts.get(key);
-    if (ctx) {
-      this.contexts.delete(key); // most recently used goes last
-      this.contexts.set(key, ctx);
-      return ctx;
-    }
-    ctx = new SoftwareScaleContext();
-    ctx.getContext(sw, sh, format as never, dw, dh, to as never, SWS_BILINEAR);
-    if (this.contexts.size >= 16) {
-      const [oldKey, old] = this.contexts.entries().next().value as [string, SoftwareScaleContext];
-      old.freeContext();
-      this.contexts.delete(oldKey);
-    }
-    this.contexts.set(key, ctx);
-    return ctx;
-  }
-}
-
-/** Resamplers by input format; re-initialised per clip, which keeps the filter bank when nothing changed. */
-class ResamplerCache {
-  private readonly contexts = new Map<string, SoftwareResampleContext>();
-  get(frame: Frame, sampleRate: number): SoftwareResampleContext {
-    const layout = frame.channelLayout;
-    const key = `${frame.sampleRate}:${frame.format}:${layout.nbChannels}:${layout.mask}:${sampleRate}`;
-    let ctx = this.contexts.get(key);
-    if (ctx) ctx.close();
-    else {
-      ctx = new SoftwareResampleContext();
-      const mono = { nbChannels: 1, order: 1, mask: 4n } as typeof layout; // AV_CHANNEL_ORDER_NATIVE, FRONT_CENTER
-      ctx.allocSetOpts2(mono, AV_SAMPLE_FMT_FLT, sampleRate, layout, frame.format as never, frame.sampleRate);
-      this.contexts.set(key, ctx);
-    }
-    const code = ctx.init();
-    if (code < 0) throw new LibavError(`cannot resample audio: ${FFmpegError.strerror(code)}`, "invalid");
-    return ctx;
-  }
-}
-
-const BYTES_PER_SAMPLE = [1, 2, 4, 4, 8, 1, 2, 4, 4, 8, 8, 8]; // AV_SAMPLE_FMT_U8 ... S64P
-const isPlanar = (format: number) => (format >= 5 && format <= 9) || format === 11;
+  Input,
+  type LibavDecodeJob,
+  type LibavDecodeResult,
+  LibavError,
+  rotationOf,
+  seconds,
+} from "./libav-input.js";
 
 /** Per-worker state: conversion contexts kept from clip to clip. */
 export class LibavDecoder {
@@ -369,7 +133,7 @@ export class LibavDecoder {
       }
       if (!out) {
         first = { width: frame.width, height: frame.height, format: frame.format as number };
-        ({ out, outWidth, outHeight, convert } = this.converter(job, frame, rotation));
+        ({ out, outWidth, outHeight, convert } = pictureConverter(job, frame, rotation, this.scalers));
       } else if (
         frame.width !== first.width ||
         frame.height !== first.height ||
@@ -465,172 +229,5 @@ export class LibavDecoder {
       audio: audioOut,
       audioSamples,
     };
-  }
-
-  /** The clip's output buffer and the function that writes output frame `index` from a decoded picture. */
-  private converter(
-    job: LibavDecodeJob,
-    first: Frame,
-    rotation: number,
-  ): {
-    out: Uint8Array;
-    outWidth: number;
-    outHeight: number;
-    convert: (src: Frame, index: number) => void;
-  } {
-    const format = first.format as number;
-    const chroma = PLANAR_YUV.get(format);
-    // Other formats (10-bit, packed, paletted, hardware) go to an ffmpeg process: the same frames, no guesswork.
-    if (!chroma)
-      throw new LibavError(`pixel format ${format} of '${job.file}' is left to ffmpeg`, "unsupported");
-    const [cw, ch] = chroma;
-    const upright = new UprightPlanes(first, rotation, chroma);
-    const { width: displayWidth, height: displayHeight } = upright;
-    const size = scaledSize(displayWidth, displayHeight, job.shortSide);
-    const g = job.geometry;
-    if (g && (g.box.x + g.box.width > size.width || g.box.y + g.box.height > size.height)) {
-      // Drawn for the probed size: a file whose pictures are not that size is ffmpeg's to handle (or refuse).
-      throw new LibavError(`the picture of '${job.file}' is not the size it was probed at`, "unsupported");
-    }
-    const outWidth = g?.outWidth ?? size.width;
-    const outHeight = g?.outHeight ?? size.height;
-    const frameBytes = outWidth * outHeight * 3;
-    const out = new Uint8Array(job.frames * frameBytes);
-    const target = (index: number) => [
-      Buffer.from(out.buffer, out.byteOffset + index * frameBytes, frameBytes),
-    ];
-    let write: (planes: Buffer[], strides: number[], index: number) => void;
-    if (!g) {
-      // No crop: one call from the upright planes to the scaled RGB picture (ffmpeg's single scale).
-      write = (planes, strides, index) =>
-        this.scalers
-          .get(displayWidth, displayHeight, format, outWidth, outHeight)
-          .scaleSync(planes, strides, 0, displayHeight, target(index), [outWidth * 3]);
-    } else {
-      // ffmpeg's filter graph step for step, in the decoder's own format: scale to the short side, crop (its corner
-      // on the chroma grid and its size whole chroma samples, as the crop filter makes them), then scale to the
-      // output size and RGB in one call, then mirror.
-      const picture = new PlanarPicture(size.width, size.height, cw, ch);
-      const { box, flip } = g;
-      const bx = (box.x >> cw) << cw;
-      const by = (box.y >> ch) << ch;
-      const bw = Math.max(1 << cw, (box.width >> cw) << cw);
-      const bh = Math.max(1 << ch, (box.height >> ch) << ch);
-      const crop = picture.planes.map((plane, p) => {
-        const [x, y] = p === 0 ? [bx, by] : [bx >> cw, by >> ch];
-        return plane.subarray(y * picture.strides[p] + x);
-      });
-      write = (planes, strides, index) => {
-        this.scalers
-          .get(displayWidth, displayHeight, format, size.width, size.height, format)
-          .scaleSync(planes, strides, 0, displayHeight, picture.planes, picture.strides);
-        this.scalers
-          .get(bw, bh, format, outWidth, outHeight)
-          .scaleSync(crop, picture.strides, 0, bh, target(index), [outWidth * 3]);
-        if (flip) mirrorRows(out.subarray(index * frameBytes, (index + 1) * frameBytes), outWidth, outHeight);
-      };
-    }
-    return {
-      out,
-      outWidth,
-      outHeight,
-      convert: (src, index) => {
-        const { planes, strides } = upright.of(src);
-        write(planes, strides, index);
-      },
-    };
-  }
-}
-
-/** A picture in 8-bit planar YUV with the given chroma subsampling, in one buffer, rows 64-byte aligned. */
-class PlanarPicture {
-  readonly planes: Buffer[];
-  readonly strides: number[];
-  constructor(width: number, height: number, cw: number, ch: number) {
-    const chromaWidth = (width + (1 << cw) - 1) >> cw;
-    const chromaHeight = (height + (1 << ch) - 1) >> ch;
-    this.strides = [(width + 63) & ~63, (chromaWidth + 63) & ~63, (chromaWidth + 63) & ~63];
-    const sizes = [this.strides[0] * height, this.strides[1] * chromaHeight, this.strides[2] * chromaHeight];
-    const all = Buffer.alloc(sizes[0] + sizes[1] + sizes[2]);
-    this.planes = [
-      all.subarray(0, sizes[0]),
-      all.subarray(sizes[0], sizes[0] + sizes[1]),
-      all.subarray(sizes[0] + sizes[1]),
-    ];
-  }
-}
-
-/**
- * Decoded 8-bit planar YUV pictures in display orientation: most video passes through; a rotated one is turned plane
- * by plane, as ffmpeg's autorotate does (`transpose=clock` for 90, `hflip,vflip` for 180, `transpose=cclock` for
- * 270).
- */
-class UprightPlanes {
-  readonly width: number;
-  readonly height: number;
-  private readonly turned?: PlanarPicture;
-
-  constructor(
-    first: Frame,
-    private readonly rotation: number,
-    private readonly chroma: [number, number],
-  ) {
-    const quarter = rotation === 90 || rotation === 270;
-    this.width = quarter ? first.height : first.width;
-    this.height = quarter ? first.width : first.height;
-    const [cw, ch] = chroma;
-    // A quarter turn swaps the chroma subsampling's axes: only 4:2:0 and 4:4:4 stay themselves.
-    if (quarter && cw !== ch)
-      throw new LibavError("a rotated 4:2:2 picture is left to ffmpeg", "unsupported");
-    if (rotation !== 0) this.turned = new PlanarPicture(this.width, this.height, cw, ch);
-  }
-
-  of(src: Frame): { planes: Buffer[]; strides: number[] } {
-    const planes = (src.data as Buffer[]).slice(0, 3);
-    const strides = src.linesize.slice(0, 3);
-    if (!this.turned) return { planes, strides };
-    const [cw, ch] = this.chroma;
-    for (let p = 0; p < 3; p++) {
-      const w = p === 0 ? src.width : (src.width + (1 << cw) - 1) >> cw;
-      const h = p === 0 ? src.height : (src.height + (1 << ch) - 1) >> ch;
-      turnPlane(planes[p], strides[p], w, h, this.turned.planes[p], this.turned.strides[p], this.rotation);
-    }
-    return { planes: this.turned.planes, strides: this.turned.strides };
-  }
-}
-
-/** Turns one w x h plane by `degrees` clockwise into `dst` (rows of `dstStride` bytes). */
-function turnPlane(
-  src: Uint8Array,
-  srcStride: number,
-  w: number,
-  h: number,
-  dst: Uint8Array,
-  dstStride: number,
-  degrees: number,
-): void {
-  for (let y = 0; y < h; y++) {
-    const row = y * srcStride;
-    for (let x = 0; x < w; x++) {
-      const v = src[row + x];
-      if (degrees === 90) dst[x * dstStride + (h - 1 - y)] = v;
-      else if (degrees === 270) dst[(w - 1 - x) * dstStride + y] = v;
-      else dst[(h - 1 - y) * dstStride + (w - 1 - x)] = v;
-    }
-  }
-}
-
-/** Mirrors each row of a packed RGB picture in place. */
-function mirrorRows(rgb: Uint8Array, width: number, height: number): void {
-  for (let y = 0; y < height; y++) {
-    let a = y * width * 3;
-    let b = a + (width - 1) * 3;
-    for (; a < b; a += 3, b -= 3) {
-      for (let c = 0; c < 3; c++) {
-        const v = rgb[a + c];
-        rgb[a + c] = rgb[b + c];
-        rgb[b + c] = v;
-      }
-    }
   }
 }

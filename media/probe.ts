@@ -2,7 +2,8 @@
  * `probe(file)`: what a media file holds, read with ffprobe, as one typed record.
  */
 import { access, constants, stat } from "node:fs/promises";
-import { ffmpegReason, MediaError, runMediaToolCaptured } from "./ffmpeg.js";
+import { runMediaToolCaptured } from "./capture.js";
+import { ffmpegReason, MediaError } from "./process.js";
 
 export interface MediaInfo {
   file: string;

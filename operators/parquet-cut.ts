@@ -1,5 +1,5 @@
 /**
- * A clip cut from a shard row, and its decode to a DecodedClip: the part of datasets/parquet.ts that runs in the
+ * A clip cut from a shard row, and its decode to a DecodedClip: the part of pipeline/parquet-examples.ts that runs in the
  * augmentation worker threads, kept free of Parquet and Arrow so a worker starts fast.
  */
 import sharp from "sharp";

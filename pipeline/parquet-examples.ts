@@ -4,12 +4,14 @@
  * Per epoch e:
  *   this worker's shards (file k belongs to worker k mod W), in an order drawn from (seed, e)
  *   -> each shard's row groups in an order drawn from (seed, e, shard), one row group in memory at a time
+ *      (shard reading: datasets/parquet.ts)
  *   -> each row (one video) gives `clipsPerRow` CUTS: a window placed like the raw readers place it (centred on a
  *      random caption when the row has captions, HowTo100M / MIL-NCE; uniformly in the span otherwise, AudioSet),
  *      its frames' JPEG bytes and its int16 audio copied out of the row group
  *   -> a bounded shuffle buffer of cuts (`shuffleBuffer`, ~0.5-1 MB each), drawn from (seed, e, worker)
  *   -> JPEG decode with sharp (`concurrency` clips at once) -> DecodedClip
- *   -> operators/augment.ts (crop, flip, colour: the raw path's own operators) -> Example.
+ *   -> operators/augment.ts (crop, flip, colour: the raw path's own operators; on the threads of a
+ *      core/worker-pool.ts pool) -> Example.
  *
  * Clip semantics match operators/decode.ts: frame i of a clip starting at stored frame k0 is stored frame
  * k0 + i * stride; a span shorter than the clip is LOOPED (picture and sound with the same period) and counted in
@@ -17,22 +19,19 @@
  * Randomness: cut c of the r-th row this worker reads in epoch e has index (r * clipsPerRow + c) * W + worker, and
  * its window, crop, flip and colour all come from randomFor(seed, e, index, purpose).
  */
-import { openAsBlob } from "node:fs";
-import { join } from "node:path";
-import { Worker } from "node:worker_threads";
-import { tableFromIPC } from "apache-arrow";
-import { ParquetFile } from "parquet-wasm";
 import { nearestCaptions, POSITIVES_PER_CLIP } from "../core/captions.js";
 import { flow, fromIterable, mapConcurrent, mapEach, toAsyncIterable } from "../core/flow.js";
 import { shuffleBuffered } from "../core/order.js";
 import { type Random, randomFor } from "../core/random.js";
 import type { Caption, ClipRef, DecodedClip, Example } from "../core/records.js";
 import { SkipLog } from "../core/skips.js";
-import { readShardManifest } from "../datasets/parquet-manifest.js";
-import { type PreparedRow, rowsOfTable } from "../datasets/parquet-schema.js";
+import { WorkerPool } from "../core/worker-pool.js";
+import { epochRows, shardFiles } from "../datasets/parquet.js";
+import type { PreparedRow } from "../datasets/parquet-schema.js";
 import type { AugmentOptions } from "../operators/augment.js";
 import { captionPositives } from "../operators/captions.js";
 import { augmentCut, type ClipCut, decodeCut } from "../operators/parquet-cut.js";
+import type { AugmentTask } from "../operators/parquet-worker.js";
 import { TOKENS_PER_CAPTION, type Vocabulary } from "../operators/tokenize.js";
 
 export { type ClipCut, decodeCut } from "../operators/parquet-cut.js";
@@ -188,41 +187,6 @@ function storedIds(
   return chosen.map((c) => ids[captions.indexOf(c)].slice());
 }
 
-/** The Parquet shard files of a folder and whether they store token ids, from its manifest (version checked). */
-export async function shardFiles(dir: string): Promise<{ files: string[]; storedText: boolean }> {
-  const manifest = await readShardManifest(dir);
-  return {
-    files: manifest.shards.map((s) => join(dir, s.file)),
-    storedText: manifest.settings.vocab !== null,
-  };
-}
-
-/** A seeded permutation of 0..n-1 (Fisher-Yates). */
-function permutation(n: number, rng: Random): number[] {
-  const p = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
-}
-
-/** The rows of one shard, row group by row group in a seeded order; one row group in memory at a time. */
-export async function* shardRows(path: string, rng?: Random): AsyncGenerator<PreparedRow> {
-  const file = await ParquetFile.fromFile(await openAsBlob(path));
-  try {
-    const groups = file.metadata().numRowGroups();
-    const order = rng ? permutation(groups, rng) : Array.from({ length: groups }, (_, i) => i);
-    for (const g of order) {
-      const wasm = await file.read({ rowGroups: [g] });
-      const table = tableFromIPC(wasm.intoIPCStream());
-      yield* rowsOfTable(table, path);
-    }
-  } finally {
-    file.free();
-  }
-}
-
 function checkOptions(o: ParquetSourceOptions): void {
   const w = o.worker ?? { index: 0, count: 1 };
   if (
@@ -259,7 +223,6 @@ async function* cutsOfEpoch(
   o: ParquetSourceOptions,
 ): AsyncGenerator<ClipCut> {
   const { index: worker, count: workers } = o.worker ?? { index: 0, count: 1 };
-  const mine = files.filter((_, k) => k % workers === worker);
   const perRow = o.clipsPerRow ?? 1;
   const g: CutGeometry = {
     storedText,
@@ -269,13 +232,10 @@ async function* cutsOfEpoch(
     nearCaptions: o.nearCaptions ?? POSITIVES_PER_CLIP,
   };
   let row = 0;
-  for (const k of permutation(mine.length, randomFor(o.seed, epoch, worker, "parquet:shards"))) {
-    const rng = randomFor(o.seed, epoch, k, "parquet:row-groups");
-    for await (const r of shardRows(mine[k], rng)) {
-      for (let c = 0; c < perRow; c++)
-        yield cutClip(r, epoch, (row * perRow + c) * workers + worker, o.seed, g);
-      row++;
-    }
+  for await (const r of epochRows(files, o.seed, epoch, { index: worker, count: workers })) {
+    for (let c = 0; c < perRow; c++)
+      yield cutClip(r, epoch, (row * perRow + c) * workers + worker, o.seed, g);
+    row++;
   }
 }
 
@@ -355,83 +315,37 @@ export function cutText(
   return { textIds, textMask };
 }
 
+const augmentWorker = new URL("../operators/parquet-worker.js", import.meta.url);
+
 /**
- * A few worker threads running datasets/parquet-worker.ts; each task goes to the least busy one. One pool per
- * size is kept for the life of the process (see `augmentPool`): a worker costs tens of ms to start and its kernels
- * need JIT warm-up, which a pool per stream would pay on every epoch stream. An idle pool is unref'd, so it never
- * keeps the process alive; a pool with tasks in flight is ref'd.
+ * The process's pool of `size` augmentation threads (core/worker-pool.ts; operators/parquet-worker.ts), kept for
+ * the life of the process: a thread costs tens of ms to start and its kernels need JIT warm-up, which a pool per
+ * stream would pay on every epoch stream. Idle threads do not keep the process alive.
  */
-class AugmentPool {
-  private readonly workers: Worker[];
-  private readonly pending = new Map<
-    number,
-    { resolve: (e: Example) => void; reject: (e: Error) => void; worker: number }
-  >();
-  private readonly load: number[];
-  private nextId = 0;
-  dead = false;
-
-  constructor(size: number) {
-    const url = new URL("../operators/parquet-worker.js", import.meta.url);
-    this.workers = Array.from({ length: size }, (_, w) => {
-      const worker = new Worker(url);
-      worker.unref();
-      worker.on("message", (m: { id: number; example?: Example; error?: string }) => {
-        const task = this.pending.get(m.id);
-        if (!task) return;
-        this.pending.delete(m.id);
-        this.settled(task.worker);
-        if (m.example) task.resolve(m.example);
-        else task.reject(new Error(m.error ?? "the augmentation worker failed"));
-      });
-      worker.on("error", (err) => this.failAll(w, err));
-      worker.on("exit", () => {
-        this.dead = true;
-        this.failAll(w, new Error("it exited"));
-      });
-      return worker;
-    });
-    this.load = this.workers.map(() => 0);
-  }
-
-  private settled(worker: number): void {
-    this.load[worker]--;
-    if (this.load[worker] === 0) this.workers[worker].unref();
-  }
-
-  private failAll(worker: number, err: Error): void {
-    this.dead = true;
-    for (const [id, task] of this.pending) {
-      if (task.worker !== worker) continue;
-      this.pending.delete(id);
-      this.settled(worker);
-      task.reject(new Error(`an augmentation worker thread died: ${err.message}`));
-    }
-  }
-
-  run(cut: ClipCut, augment: Partial<AugmentOptions>): Promise<Example> {
-    let w = 0;
-    for (let i = 1; i < this.load.length; i++) if (this.load[i] < this.load[w]) w = i;
-    const id = this.nextId++;
-    if (this.load[w]++ === 0) this.workers[w].ref();
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, worker: w });
-      const buffers = new Set([...cut.jpegs.map((j) => j.buffer), ...(cut.audio ? [cut.audio.buffer] : [])]);
-      this.workers[w].postMessage({ id, cut, augment }, [...buffers] as ArrayBuffer[]);
-    });
-  }
-}
-
-const pools = new Map<number, AugmentPool>();
-
-/** The process's pool of `size` augmentation threads (a new one if the last died). */
-function augmentPool(size: number): AugmentPool {
+function augmentPool(size: number): WorkerPool<AugmentTask, Example> {
   let pool = pools.get(size);
-  if (!pool || pool.dead) {
-    pool = new AugmentPool(size);
+  if (!pool) {
+    pool = new WorkerPool({
+      url: augmentWorker,
+      size,
+      threadName: "augmentation thread",
+      poolName: "augmentation pool",
+    });
     pools.set(size, pool);
   }
   return pool;
+}
+
+const pools = new Map<number, WorkerPool<AugmentTask, Example>>();
+
+/** Augments a cut on a thread; the cut's buffers are handed over (unusable here afterwards). */
+function augmentOnThread(
+  pool: WorkerPool<AugmentTask, Example>,
+  cut: ClipCut,
+  augment: Partial<AugmentOptions>,
+) {
+  const buffers = new Set([...cut.jpegs.map((j) => j.buffer), ...(cut.audio ? [cut.audio.buffer] : [])]);
+  return pool.run({ cut, augment }, { transfer: [...buffers] as ArrayBuffer[] });
 }
 
 /**
@@ -458,7 +372,7 @@ export async function* parquetExamples(o: ParquetExampleOptions): AsyncGenerator
   const stage = mapConcurrent(
     async (cut: ClipCut) => {
       const words = textOf(cut); // before the cut's buffers are transferred to the worker
-      return { ...(await pool.run(cut, augment)), ...words };
+      return { ...(await augmentOnThread(pool, cut, augment)), ...words };
     },
     { concurrency: threads, buffer: o.buffer ?? 2, onError: recordCutSkip(skips) },
   );

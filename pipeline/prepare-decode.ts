@@ -13,8 +13,8 @@ import sharp from "sharp";
 import { scaledSize } from "../core/geometry.js";
 import type { Caption } from "../core/records.js";
 import type { PreparedRow } from "../datasets/parquet-schema.js";
-import { MediaError, streamMediaTool } from "../media/ffmpeg.js";
 import { probe } from "../media/probe.js";
+import { MediaError, streamMediaTool } from "../media/process.js";
 import { tokenize, type Vocabulary } from "../operators/tokenize.js";
 
 /** What to decode: a whole file (no start/end) or a span of it, with the dataset's text and labels. */

@@ -33,7 +33,7 @@ import {
   writeReceipt,
 } from "../datasets/parquet-manifest.js";
 import { SHARD_SCHEMA_VERSION, shardRecordBatch } from "../datasets/parquet-schema.js";
-import { MediaError } from "../media/ffmpeg.js";
+import { MediaError } from "../media/process.js";
 import { loadVocabulary, type Vocabulary } from "../operators/tokenize.js";
 import { DEFAULT_ROW_GROUP_BYTES, writeParquetFile } from "../sinks/parquet-writer.js";
 import { decodeSpan, type SpanDecodeOptions, type SpanItem } from "./prepare-decode.js";

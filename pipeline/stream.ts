@@ -21,7 +21,7 @@ import {
 import type { FilterGeometry } from "../core/geometry.js";
 import type { Batch, ClipRef, DecodedClip, Example } from "../core/records.js";
 import { SkipLog } from "../core/skips.js";
-import { MediaError } from "../media/ffmpeg.js";
+import { MediaError } from "../media/process.js";
 import {
   type AugmentOptions,
   applyAugmentation,

@@ -5,7 +5,7 @@
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runMediaTool } from "../media/ffmpeg.js";
+import { runMediaTool } from "../media/process.js";
 
 export interface MediaSpec {
   width?: number;

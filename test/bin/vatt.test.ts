@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { runMediaTool } from "../../media/ffmpeg.js";
+import { runMediaTool } from "../../media/process.js";
 
 const VATT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "vatt.js");
 

@@ -1,14 +1,10 @@
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import {
-  type CapturedOutput,
-  MediaError,
-  mediaToolPath,
-  runMediaTool,
-  runMediaToolCaptured,
-  streamMediaTool,
-} from "../../media/ffmpeg.js";
+import { mediaToolPath } from "../../media/binaries.js";
+import { type CapturedOutput, runMediaToolCaptured } from "../../media/capture.js";
+import { MediaError, runMediaTool, streamMediaTool } from "../../media/process.js";
+import { SPAWNER_MIN_RSS } from "../../media/spawner.js";
 import { childProcesses, waitForNoChildren } from "../processes.js";
 
 /** Commands of our descendants, not only children: captured runs start under the spawner process. */
@@ -193,23 +189,44 @@ describe("runMediaToolCaptured", () => {
     ...["-map", "1:a", "-t", "0.125", "-c:a", "pcm_f32le", "-f", "f32le", "pipe:3"],
   ];
 
+  // First: once started, the spawner stays for the rest of the process.
+  it("spawns directly while this process is small: no spawner, no second Node process", async () => {
+    assert.ok(process.memoryUsage.rss() < SPAWNER_MIN_RSS, "this test process is expected to be small");
+    const during = runMediaToolCaptured(
+      "ffmpeg",
+      [...ENDLESS, "-t", "0.6", "-f", "null", "-"],
+      0,
+      {},
+      async () => 0,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(descendantCommands(), ["ffmpeg"]);
+    await during;
+  });
+
   it("captures stdout and fd 3 whole, the same through temp files and through pipes", async () => {
-    const got: Uint8Array[][] = [];
-    for (const capture of ["file", "pipe"] as const) {
-      got.push(
-        await runMediaToolCaptured("ffmpeg", TWO_OUTPUTS, 1, { capture }, (outs) =>
-          Promise.all(outs.map(readAll)),
-        ),
-      );
+    for (const spawner of ["never", "always"] as const) {
+      const got: Uint8Array[][] = [];
+      for (const capture of ["file", "pipe"] as const) {
+        got.push(
+          await runMediaToolCaptured("ffmpeg", TWO_OUTPUTS, 1, { capture, spawner }, (outs) =>
+            Promise.all(outs.map(readAll)),
+          ),
+        );
+      }
+      assert.equal(got[0][0].length, 3 * 4 * 2 * 3);
+      assert.equal(got[0][1].length, 1000 * 4);
+      assert.deepEqual(got[0], got[1]);
     }
-    assert.equal(got[0][0].length, 3 * 4 * 2 * 3);
-    assert.equal(got[0][1].length, 1000 * 4);
-    assert.deepEqual(got[0], got[1]);
   });
 
   it("scatters an output into several buffers from any position and stops at its end", async () => {
-    for (const capture of ["file", "pipe"] as const) {
-      await runMediaToolCaptured("ffmpeg", TWO_OUTPUTS, 1, { capture }, async ([video]) => {
+    for (const [capture, spawner] of [
+      ["file", "never"],
+      ["file", "always"],
+      ["pipe", "never"],
+    ] as const) {
+      await runMediaToolCaptured("ffmpeg", TWO_OUTPUTS, 1, { capture, spawner }, async ([video]) => {
         const all = await readAll(video);
         const parts = [new Uint8Array(5), new Uint8Array(0), new Uint8Array(40), new Uint8Array(100)];
         assert.equal(await video.readInto(parts, 7), all.length - 7);
@@ -224,15 +241,23 @@ describe("runMediaToolCaptured", () => {
       ...["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", `testsrc=size=${size}:rate=10`],
       ...["-frames:v", String(n), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
     ];
-    // A large output, then small ones, likely into the same kept file: each sees exactly its own bytes.
-    const large = await runMediaToolCaptured("ffmpeg", frames("64x48", 5), 0, {}, async ([out]) => out.size);
+    // A large output, then small ones, likely into the same kept file: each sees exactly its own bytes. Files are
+    // kept only when the spawner reports the sizes written, so it runs these.
+    const spawner = "always";
+    const large = await runMediaToolCaptured(
+      "ffmpeg",
+      frames("64x48", 5),
+      0,
+      { spawner },
+      async ([out]) => out.size,
+    );
     assert.equal(large, 5 * 64 * 48 * 3);
     for (let run = 0; run < 3; run++) {
       const [size, read, direct] = await runMediaToolCaptured(
         "ffmpeg",
         frames("4x2", 2),
         0,
-        {},
+        { spawner },
         async ([out]) =>
           [out.size, await out.readInto([new Uint8Array(10_000)], 0), await readAll(out)] as const,
       );
@@ -251,18 +276,31 @@ describe("runMediaToolCaptured", () => {
 
   it("kills a run at its time limit or on abort, with no process left at any depth", async () => {
     const endless = [...ENDLESS, "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"];
-    await assert.rejects(
-      runMediaToolCaptured("ffmpeg", endless, 0, { timeoutMs: 300 }, async () => 0),
-      (err: unknown) => err instanceof MediaError && err.kind === "timeout",
-    );
-    assert.deepEqual(await noDescendant(/ffmpeg/), []);
-    const controller = new AbortController();
-    const run = runMediaToolCaptured("ffmpeg", endless, 0, { signal: controller.signal }, async () => 0);
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(descendantCommands().filter((c) => /ffmpeg/.test(c)).length, 1);
-    controller.abort();
-    await assert.rejects(run, (err: unknown) => err instanceof MediaError && err.kind === "cancelled");
-    assert.deepEqual(await noDescendant(/ffmpeg/), []);
+    for (const spawner of ["never", "always"] as const) {
+      await assert.rejects(
+        runMediaToolCaptured("ffmpeg", endless, 0, { timeoutMs: 300, spawner }, async () => 0),
+        (err: unknown) => err instanceof MediaError && err.kind === "timeout",
+      );
+      assert.deepEqual(await noDescendant(/ffmpeg/), []);
+      const controller = new AbortController();
+      const run = runMediaToolCaptured(
+        "ffmpeg",
+        endless,
+        0,
+        { signal: controller.signal, spawner },
+        async () => 0,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(descendantCommands().filter((c) => /ffmpeg/.test(c)).length, 1);
+      // Started by us, or by the spawner (then a grandchild).
+      assert.equal(
+        childProcesses().some((c) => /ffmpeg/.test(c.command)),
+        spawner === "never",
+      );
+      controller.abort();
+      await assert.rejects(run, (err: unknown) => err instanceof MediaError && err.kind === "cancelled");
+      assert.deepEqual(await noDescendant(/ffmpeg/), []);
+    }
   });
 
   it("names the file and carries ffmpeg's message; a missing binary says how to fix it", async () => {
@@ -280,10 +318,12 @@ describe("runMediaToolCaptured", () => {
     const saved = process.env.FFMPEG_PATH;
     process.env.FFMPEG_PATH = "/nonexistent/bin/ffmpeg";
     try {
-      await assert.rejects(
-        runMediaToolCaptured("ffmpeg", ["-version"], 0, {}, async () => 0),
-        /could not start ffmpeg.*FFMPEG_PATH/,
-      );
+      for (const spawner of ["never", "always"] as const) {
+        await assert.rejects(
+          runMediaToolCaptured("ffmpeg", ["-version"], 0, { spawner }, async () => 0),
+          /could not start ffmpeg.*FFMPEG_PATH/,
+        );
+      }
     } finally {
       if (saved === undefined) delete process.env.FFMPEG_PATH;
       else process.env.FFMPEG_PATH = saved;

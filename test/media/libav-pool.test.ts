@@ -4,10 +4,10 @@ import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { MediaError } from "../../media/ffmpeg.js";
-import type { LibavDecodeJob } from "../../media/libav.js";
+import type { LibavDecodeJob } from "../../media/libav-input.js";
 import { LibavPool, libavStatus } from "../../media/libav-pool.js";
 import { probe } from "../../media/probe.js";
+import { MediaError } from "../../media/process.js";
 import { makeGarbage, makeMedia, makeTempDir, removeDir } from "../media.js";
 
 function job(file: string, start = 0, frames = 4): LibavDecodeJob {

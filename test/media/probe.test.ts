@@ -3,8 +3,8 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { MediaError, runMediaTool } from "../../media/ffmpeg.js";
 import { parseRate, probe } from "../../media/probe.js";
+import { MediaError, runMediaTool } from "../../media/process.js";
 
 let dir: string;
 

@@ -4,8 +4,9 @@ import { after, before, describe, it } from "node:test";
 import { type FilterGeometry, scaledSize } from "../../core/geometry.js";
 import { randomFor } from "../../core/random.js";
 import type { ClipRef } from "../../core/records.js";
-import { MediaError, runMediaTool } from "../../media/ffmpeg.js";
-import { chooseWindowStart, clipSamples, decodeClip, parsePpmStream } from "../../operators/decode.js";
+import { MediaError, runMediaTool } from "../../media/process.js";
+import { chooseWindowStart, clipSamples, decodeClip } from "../../operators/decode.js";
+import { parsePpmStream } from "../../operators/decode-ffmpeg.js";
 import { makeGarbage, makeMedia, makeTempDir, removeDir, truncateMedia } from "../media.js";
 
 function ref(path: string, start = 0, end = 100, index = 0): ClipRef {

@@ -38,7 +38,7 @@ async function collect(it: AsyncIterable<Example>): Promise<Example[]> {
   return out;
 }
 
-/** Our child processes and theirs: decodes run under the spawner process on Linux (pipeline/ffmpeg.ts). */
+/** Our child processes and theirs: decodes may run under the spawner process on Linux (media/spawner.ts). */
 async function descendants(): Promise<{ pid: number; name: string; state: string }[]> {
   const found = [];
   for (let level = await childProcesses(); level.length > 0; ) {

@@ -6,8 +6,8 @@ import { after, before, describe, it } from "node:test";
 import { DuckDBInstance } from "@duckdb/node-api";
 import type { RecordBatch } from "apache-arrow";
 import sharp from "sharp";
+import { shardRows } from "../../datasets/parquet.js";
 import { type PreparedRow, SHARD_SCHEMA, shardRecordBatch } from "../../datasets/parquet-schema.js";
-import { shardRows } from "../../pipeline/parquet-examples.js";
 import { sha256File, writeParquetFile } from "../../sinks/parquet-writer.js";
 import { makeTempDir, removeDir } from "../media.js";
 
