@@ -14,10 +14,12 @@ import {
   replayCorpus,
   showInput,
 } from "./harness.js";
+import { csvTarget } from "./targets/csv.js";
 import { jsonTarget } from "./targets/json.js";
 
 export const TARGETS: Record<string, FuzzTarget> = {
   json: jsonTarget,
+  csv: csvTarget,
 };
 
 /** The seeds of a target plus its corpus files: what mutations start from. */
