@@ -14,12 +14,18 @@ import {
   replayCorpus,
   showInput,
 } from "./harness.js";
+import { configTarget } from "./targets/config.js";
 import { csvTarget } from "./targets/csv.js";
 import { jsonTarget } from "./targets/json.js";
+import { manifestTarget } from "./targets/manifest.js";
+import { vocabTarget } from "./targets/vocab.js";
 
 export const TARGETS: Record<string, FuzzTarget> = {
   json: jsonTarget,
   csv: csvTarget,
+  manifest: manifestTarget,
+  config: configTarget,
+  vocab: vocabTarget,
 };
 
 /** The seeds of a target plus its corpus files: what mutations start from. */
