@@ -46,8 +46,11 @@ export { multiHot } from "../pipeline/labels.js";
 
 const BAD_ROW_HINT = "Fix or delete the line; the row was skipped.";
 
-/** Class indices go up to here: a larger one is a broken row, not a reason to size the class list by it. */
-const MAX_CLASS_INDEX = 999_999;
+/**
+ * Class indices go up to here (no classification set has more than ~22k classes): a larger one is a broken
+ * row, not a reason to size the class list by it.
+ */
+const MAX_CLASS_INDEX = 65_535;
 
 /** Reads class_labels_indices.csv. Rows with a bad or repeated index are recorded and skipped. */
 export async function readClassLabels(path: string, skips: SkipLog): Promise<AudioSetClasses> {

@@ -50,8 +50,11 @@ type Listed = Item | { skip: string };
 
 const SKIP_HINT = "Fix or delete the line; it was skipped.";
 
-/** Class indices go up to here: a larger one is a broken line, not a reason to size the class list by it. */
-const MAX_CLASS_INDEX = 999_999;
+/**
+ * Class indices go up to here (no classification set has more than ~22k classes): a larger one is a broken
+ * line, not a reason to size the class list by it.
+ */
+const MAX_CLASS_INDEX = 65_535;
 
 /** Shared tail of every layout: record bad lines and missing files, number the refs, build them. */
 function classificationSource(

@@ -18,6 +18,7 @@ import { configTarget } from "./targets/config.js";
 import { csvTarget } from "./targets/csv.js";
 import { jsonTarget } from "./targets/json.js";
 import { manifestTarget } from "./targets/manifest.js";
+import { safetensorsTarget } from "./targets/safetensors.js";
 import { vocabTarget } from "./targets/vocab.js";
 
 export const TARGETS: Record<string, FuzzTarget> = {
@@ -26,6 +27,7 @@ export const TARGETS: Record<string, FuzzTarget> = {
   manifest: manifestTarget,
   config: configTarget,
   vocab: vocabTarget,
+  safetensors: safetensorsTarget,
 };
 
 /** The seeds of a target plus its corpus files: what mutations start from. */

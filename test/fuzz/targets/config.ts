@@ -67,7 +67,22 @@ const KEYS = [
 const yamlish = fc.letrec<{ node: unknown }>((tie) => ({
   node: fc.oneof(
     { depthSize: "small", withCrossShrink: true },
-    fc.constantFrom(0, 1, -1, 0.5, Number.POSITIVE_INFINITY, "10", "x", "tiny", "true", true, null, "1e3", "", "NaN"),
+    fc.constantFrom(
+      0,
+      1,
+      -1,
+      0.5,
+      Number.POSITIVE_INFINITY,
+      "10",
+      "x",
+      "tiny",
+      "true",
+      true,
+      null,
+      "1e3",
+      "",
+      "NaN",
+    ),
     fc.dictionary(fc.constantFrom(...KEYS), tie("node"), { maxKeys: 4 }),
     fc.array(tie("node"), { maxLength: 3 }),
   ),
