@@ -12,10 +12,10 @@ import { createReadStream, openAsBlob } from "node:fs";
 import { basename, dirname, extname, isAbsolute, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { tableFromIPC } from "apache-arrow";
-import { ParquetFile } from "parquet-wasm";
 import type { ClipRef } from "../pipeline/records.js";
 import type { SkipLog } from "../pipeline/skips.js";
 import { readCsvRecords } from "./csv.js";
+import { freeParquetFile, parquetWasm, readParquetGuarded } from "./parquet-guard.js";
 import { badInterval, type ClipSource, excerpt, isFile } from "./source.js";
 
 export type ManifestFormat = "csv" | "jsonl" | "parquet";
@@ -166,27 +166,16 @@ async function* jsonlRows(path: string): AsyncGenerator<RawRow | Failure> {
   }
 }
 
-/** The reader's own errors ("Corrupt footer") say nothing of which file: this one names it. */
-function unreadableParquet(path: string, err: unknown): Error {
-  const why = err instanceof Error ? err.message : String(err);
-  return new Error(`${path}: not a readable Parquet file (${why}); write it again`);
-}
-
 async function* parquetRows(path: string): AsyncGenerator<RawRow> {
   const blob = await openAsBlob(path);
-  const file = await ParquetFile.fromFile(blob).catch((err) => {
-    throw unreadableParquet(path, err);
-  });
+  const file = await readParquetGuarded(path, () => parquetWasm().ParquetFile.fromFile(blob));
   try {
-    const groups = file.metadata().numRowGroups();
+    const groups = await readParquetGuarded(path, () => file.metadata().numRowGroups());
     let row = 0;
     for (let g = 0; g < groups; g++) {
-      let table: ReturnType<typeof tableFromIPC>;
-      try {
-        table = tableFromIPC((await file.read({ rowGroups: [g] })).intoIPCStream());
-      } catch (err) {
-        throw unreadableParquet(path, err);
-      }
+      const table = await readParquetGuarded(path, async () =>
+        tableFromIPC((await file.read({ rowGroups: [g] })).intoIPCStream()),
+      );
       for (const r of table) {
         row++;
         const values: Record<string, unknown> = {};
@@ -195,7 +184,7 @@ async function* parquetRows(path: string): AsyncGenerator<RawRow> {
       }
     }
   } finally {
-    file.free();
+    freeParquetFile(file);
   }
 }
 

@@ -21,7 +21,6 @@ import { openAsBlob } from "node:fs";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { tableFromIPC } from "apache-arrow";
-import { ParquetFile } from "parquet-wasm";
 import type { AugmentOptions } from "../operators/augment.js";
 import { captionPositives, nearestCaptions, POSITIVES_PER_CLIP } from "../operators/captions.js";
 import { TOKENS_PER_CAPTION, type Vocabulary } from "../operators/tokenize.js";
@@ -32,6 +31,7 @@ import { type Random, randomFor } from "../pipeline/random.js";
 import type { Caption, ClipRef, DecodedClip, Example } from "../pipeline/records.js";
 import { SkipLog } from "../pipeline/skips.js";
 import { augmentCut, type ClipCut, decodeCut } from "./parquet-cut.js";
+import { freeParquetFile, parquetWasm, readParquetGuarded } from "./parquet-guard.js";
 import { type PreparedRow, rowsOfTable } from "./parquet-schema.js";
 
 export { type ClipCut, decodeCut } from "./parquet-cut.js";
@@ -208,17 +208,19 @@ function permutation(n: number, rng: Random): number[] {
 
 /** The rows of one shard, row group by row group in a seeded order; one row group in memory at a time. */
 export async function* shardRows(path: string, rng?: Random): AsyncGenerator<PreparedRow> {
-  const file = await ParquetFile.fromFile(await openAsBlob(path));
+  const blob = await openAsBlob(path);
+  const file = await readParquetGuarded(path, () => parquetWasm().ParquetFile.fromFile(blob));
   try {
-    const groups = file.metadata().numRowGroups();
+    const groups = await readParquetGuarded(path, () => file.metadata().numRowGroups());
     const order = rng ? permutation(groups, rng) : Array.from({ length: groups }, (_, i) => i);
     for (const g of order) {
-      const wasm = await file.read({ rowGroups: [g] });
-      const table = tableFromIPC(wasm.intoIPCStream());
+      const table = await readParquetGuarded(path, async () =>
+        tableFromIPC((await file.read({ rowGroups: [g] })).intoIPCStream()),
+      );
       yield* rowsOfTable(table, path);
     }
   } finally {
-    file.free();
+    freeParquetFile(file);
   }
 }
 

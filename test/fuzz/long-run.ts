@@ -128,6 +128,7 @@ async function runChild(
   const child: ChildProcess = fork(fileURLToPath(import.meta.url), [], {
     env: { ...process.env, VATT_FUZZ_CHILD: JSON.stringify(job) },
     serialization: "advanced",
+    execArgv: [...process.execArgv, "--no-warnings"], // e.g. YAML's warnings on every ambiguous generated alias
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   let last: FuzzInput | undefined;

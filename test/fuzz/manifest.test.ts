@@ -42,4 +42,16 @@ describe("fuzz: clip-list manifests", () => {
     );
     assert.ok(process.memoryUsage().rss - before < 256 * 2 ** 20, "resident memory grew by less than 256 MB");
   });
+
+  it("a file on which parquet-wasm traps is an Error naming it, and the next file still reads", async () => {
+    const corpus = join(corpusRoot(), "manifest");
+    const root = await fixtureDir({
+      "bad.parquet": await readFile(join(corpus, "bug-wasm-panic.parquet")),
+      "good.parquet": await readFile(join(corpus, "clips.parquet")),
+    });
+    const read = (name: string) =>
+      collect(manifest({ path: join(root, name), skips: new SkipLog(), checkFiles: false }).refs(0));
+    await assert.rejects(read("bad.parquet"), /bad\.parquet: not a readable Parquet file \(unreachable\)/);
+    assert.equal((await read("good.parquet")).length, 2);
+  });
 });
