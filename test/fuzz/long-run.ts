@@ -32,7 +32,10 @@ export interface FuzzReport {
   target: string;
   tried: number;
   rounds: number;
+  /** Distinct failures, in the order found. */
   failures: FuzzFailure[];
+  /** How many times each distinct failure was hit. */
+  repeats: Record<string, number>;
 }
 
 type ChildMessage =
@@ -63,9 +66,11 @@ async function childMain(job: ChildJob): Promise<void> {
       return target.run(input, d);
     },
   };
+  // Seeds and corpus as they were at the start: a counterexample saved during this run is not mutated again (it
+  // would make every later round rediscover the same failure at once).
+  const seeds = await startingInputs(target);
   try {
     while (Date.now() < job.deadline - 1000) {
-      const seeds = await startingInputs(target); // corpus files found earlier in the run included
       const seed = randomInt(2 ** 31);
       const result = await fc.check(contractProperty(announced, seeds, dir), {
         seed,
@@ -106,15 +111,16 @@ export async function fuzzFor(
       `unknown fuzz target '${targetName}'; the targets are ${Object.keys(TARGETS).join(", ")}`,
     );
   const deadline = Date.now() + minutes * 60_000;
-  const report: FuzzReport = { target: targetName, tried: 0, rounds: 0, failures: [] };
+  const report: FuzzReport = { target: targetName, tried: 0, rounds: 0, failures: [], repeats: {} };
   log(`fuzz ${targetName} for ${minutes} min: ${target.readers}`);
   while (Date.now() < deadline - 1000) {
     const ended = await runChild(target, deadline, report, log);
     if (ended === "done") break;
   }
   log(
-    `fuzz ${targetName}: ${report.tried} inputs tried in ${report.rounds} rounds, ${report.failures.length} failures`,
+    `fuzz ${targetName}: ${report.tried} inputs tried in ${report.rounds} rounds, ${report.failures.length} distinct failures`,
   );
+  for (const [signature, n] of Object.entries(report.repeats)) log(`  ${n} x ${signature}`);
   return report;
 }
 
@@ -136,6 +142,10 @@ async function runChild(
   let casesThisRound = 0;
   let done = false;
   const record = async (failure: Omit<FuzzFailure, "saved" | "input" | "target">, input: FuzzInput) => {
+    // The same failure (its message with numbers blanked) is counted again but saved and printed once.
+    const signature = `${failure.kind}:${failure.message.split("\n")[0].replace(/\d+/g, "N")}`;
+    report.repeats[signature] = (report.repeats[signature] ?? 0) + 1;
+    if (report.repeats[signature] > 1) return;
     const saved = await saveToCorpus(target.name, input);
     const full = { ...failure, target: target.name, saved, input: showInput(input) };
     report.failures.push(full);

@@ -18,6 +18,7 @@ import { configTarget } from "./targets/config.js";
 import { csvTarget } from "./targets/csv.js";
 import { jsonTarget } from "./targets/json.js";
 import { manifestTarget } from "./targets/manifest.js";
+import { mediaTarget } from "./targets/media.js";
 import { parquetTarget } from "./targets/parquet.js";
 import { safetensorsTarget } from "./targets/safetensors.js";
 import { vocabTarget } from "./targets/vocab.js";
@@ -30,6 +31,7 @@ export const TARGETS: Record<string, FuzzTarget> = {
   vocab: vocabTarget,
   safetensors: safetensorsTarget,
   parquet: parquetTarget,
+  media: mediaTarget,
 };
 
 /** The seeds of a target plus its corpus files: what mutations start from. */
