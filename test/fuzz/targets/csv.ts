@@ -154,7 +154,7 @@ export const csvTarget: FuzzTarget = {
     "0",
     "1.5",
   ],
-  quickRuns: 120,
+  quickRuns: 80,
   caseTimeoutMs: 10_000,
   async run(input, dir) {
     await rm(dir, { recursive: true, force: true });

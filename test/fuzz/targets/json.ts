@@ -114,7 +114,7 @@ export const jsonTarget: FuzzTarget = {
     "\\u0000",
     "0.5",
   ],
-  quickRuns: 250,
+  quickRuns: 150,
   caseTimeoutMs: 5_000,
   async run(input, dir) {
     const file = join(dir, "caption.json");
