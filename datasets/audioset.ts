@@ -45,6 +45,12 @@ export { multiHot } from "../core/labels.js";
 
 const BAD_ROW_HINT = "Fix or delete the line; the row was skipped.";
 
+/**
+ * Class indices go up to here (no classification set has more than ~22k classes): a larger one is a broken
+ * row, not a reason to size the class list by it.
+ */
+const MAX_CLASS_INDEX = 65_535;
+
 /** Reads class_labels_indices.csv. Rows with a bad or repeated index are recorded and skipped. */
 export async function readClassLabels(path: string, skips: SkipLog): Promise<AudioSetClasses> {
   const tag = `audioset:${basename(path)}`;
@@ -64,11 +70,11 @@ export async function readClassLabels(path: string, skips: SkipLog): Promise<Aud
     }
     const [indexField, mid, name] = rec.fields;
     const index = parseNumber(indexField);
-    if (rec.fields.length !== 3 || !Number.isInteger(index) || index < 0 || !mid) {
+    if (rec.fields.length !== 3 || !Number.isInteger(index) || index < 0 || index > MAX_CLASS_INDEX || !mid) {
       skips.record(
         tag,
         "bad-row",
-        `${at}: expected 3 columns index,mid,display_name with an integer index >= 0, found ` +
+        `${at}: expected 3 columns index,mid,display_name with an integer index 0..${MAX_CLASS_INDEX}, found ` +
           `${rec.fields.length} in '${excerpt(rec.text)}' (quote names that hold commas). ${BAD_ROW_HINT}`,
       );
       continue;

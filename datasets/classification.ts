@@ -49,6 +49,12 @@ type Listed = Item | { skip: string };
 
 const SKIP_HINT = "Fix or delete the line; it was skipped.";
 
+/**
+ * Class indices go up to here (no classification set has more than ~22k classes): a larger one is a broken
+ * line, not a reason to size the class list by it.
+ */
+const MAX_CLASS_INDEX = 65_535;
+
 /** Shared tail of every layout: record bad lines and missing files, number the refs, build them. */
 function classificationSource(
   name: string,
@@ -127,12 +133,17 @@ export function ucf101(opts: Ucf101Options): ClassificationSource {
     for (const { line, text } of await textLines(classIndex)) {
       const [num, name] = text.split(/\s+/);
       const i = Number(num) - 1;
-      if (!name || !Number.isInteger(i) || i < 0 || names[i] !== undefined) {
+      if (!name || !Number.isInteger(i) || i < 0 || i > MAX_CLASS_INDEX || names[i] !== undefined) {
         throw new Error(
-          `${where(classIndex, line)}: expected '<1-based index> <ClassName>', found '${text}'`,
+          `${where(classIndex, line)}: expected '<1-based index> <ClassName>' (a new index up to ` +
+            `${MAX_CLASS_INDEX + 1}), found '${excerpt(text)}'`,
         );
       }
       names[i] = name;
+    }
+    const missing = names.findIndex((n) => n === undefined);
+    if (missing >= 0) {
+      throw new Error(`${classIndex}: class ${missing + 1} is not listed; the classes must be numbered 1..N`);
     }
     return names;
   });
@@ -328,10 +339,11 @@ export function esc50(opts: Esc50Options): ClassificationSource {
         rec.fields.length !== cols.size ||
         f("filename") === "" ||
         !Number.isInteger(target) ||
-        target < 0
+        target < 0 ||
+        target > MAX_CLASS_INDEX
       ) {
         yield {
-          skip: `${at}: expected ${cols.size} columns with a filename and an integer target >= 0, found '${excerpt(rec.text)}'. ${SKIP_HINT}`,
+          skip: `${at}: expected ${cols.size} columns with a filename and an integer target 0..${MAX_CLASS_INDEX}, found '${excerpt(rec.text)}'. ${SKIP_HINT}`,
         };
         continue;
       }

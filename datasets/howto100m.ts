@@ -25,6 +25,7 @@ import {
   badInterval,
   excerpt,
   findMediaFile,
+  MAX_MEDIA_SECONDS,
   VIDEO_EXTENSIONS,
   type WindowOptions,
   where,
@@ -97,8 +98,8 @@ export function parseCaptionEntry(value: unknown): CaptionEntry {
     const s = start[i] as number;
     const e = end[i] as number;
     const t = text[i];
-    // Fast path for the common, valid caption (NaN and infinities fail `e - s >= 0` / `e < Infinity`).
-    if (typeof t === "string" && s >= 0 && e - s >= 0 && e < Number.POSITIVE_INFINITY) {
+    // Fast path for the common, valid caption (NaN and infinities fail `e - s >= 0` / `e <= MAX_MEDIA_SECONDS`).
+    if (typeof t === "string" && s >= 0 && e - s >= 0 && e <= MAX_MEDIA_SECONDS) {
       captions.push({ start: s, end: e, text: t });
       continue;
     }

@@ -317,10 +317,10 @@ export class TopLevelObjectScanner {
     if (this.tooLarge) return;
     this.partBytes += to - from;
     if (this.partBytes > this.maxValueBytes) {
+      // Dropped now, reported when the piece ends (finishKey / finishValue), as for a piece inside one chunk.
       this.parts = [];
       this.partBytes = 0;
-      if (this.state === State.InValue) this.tooLarge = true;
-      else this.structural(`a key longer than ${this.maxValueBytes} bytes (an unclosed quote?)`);
+      this.tooLarge = true;
       return;
     }
     // Copy: the stream may reuse its chunk buffers.
@@ -335,7 +335,19 @@ export class TopLevelObjectScanner {
     return whole.toString("utf8");
   }
 
+  /** Whether the piece ending at `to` is over the limit (the same answer however the file was chunked). */
+  private overLimit(from: number, to: number): boolean {
+    return this.tooLarge || this.partBytes + (from < 0 ? 0 : to - from) > this.maxValueBytes;
+  }
+
   private finishKey(chunk: Buffer, from: number, to: number): void {
+    if (this.overLimit(from, to)) {
+      this.tooLarge = false;
+      this.parts = [];
+      this.partBytes = 0;
+      this.structural(`a key longer than ${this.maxValueBytes} bytes (an unclosed quote?)`);
+      return;
+    }
     const text = this.piece(chunk, from, to);
     this.state = State.AfterKey;
     try {
@@ -347,8 +359,10 @@ export class TopLevelObjectScanner {
 
   private finishValue(chunk: Buffer, from: number, to: number): void {
     this.state = State.AfterValue;
-    if (this.tooLarge) {
+    if (this.overLimit(from, to)) {
       this.tooLarge = false;
+      this.parts = [];
+      this.partBytes = 0;
       this.events.push({
         kind: "error",
         line: this.keyLine,

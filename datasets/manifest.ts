@@ -12,10 +12,10 @@ import { createReadStream, openAsBlob } from "node:fs";
 import { basename, dirname, extname, isAbsolute, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { tableFromIPC } from "apache-arrow";
-import { ParquetFile } from "parquet-wasm";
 import type { ClipRef, ClipSource } from "../core/records.js";
 import type { SkipLog } from "../core/skips.js";
 import { readCsvRecords } from "./csv.js";
+import { freeParquetFile, parquetWasm, readParquetGuarded } from "./parquet-guard.js";
 import { badInterval, excerpt, isFile } from "./source.js";
 
 export type ManifestFormat = "csv" | "jsonl" | "parquet";
@@ -47,6 +47,26 @@ export function manifestFormat(path: string): ManifestFormat {
   throw new Error(`${path}: unknown manifest format '${ext}'; use .csv, .jsonl or .parquet (or pass format)`);
 }
 
+/** A cell's number: numbers, bigints and numeric strings; NaN for anything else (an object never converts). */
+function cellNumber(v: unknown): number {
+  if (typeof v === "number" || typeof v === "bigint") return Number(v);
+  if (typeof v === "string") return v.trim() === "" ? Number.NaN : Number(v);
+  return Number.NaN;
+}
+
+/** A cell as it appears in a message (a Parquet struct may hold bigints, which JSON.stringify refuses). */
+function showCell(v: unknown): string {
+  try {
+    return excerpt(
+      typeof v === "string"
+        ? v
+        : (JSON.stringify(v, (_, x) => (typeof x === "bigint" ? String(x) : x)) ?? String(v)),
+    );
+  } catch {
+    return `(a ${typeof v})`;
+  }
+}
+
 /** Class indices from a cell: a list, one integer, or a string of integers separated by spaces, ',' or ';'. */
 export function parseLabels(cell: unknown): number[] | { error: string } {
   if (cell === undefined || cell === null || cell === "") return [];
@@ -56,10 +76,10 @@ export function parseLabels(cell: unknown): number[] | { error: string } {
     items = trimmed === "" ? [] : trimmed.split(/[\s,;]+/);
   } else if (typeof cell === "number" || typeof cell === "bigint") items = [cell];
   else if (typeof cell === "object" && Symbol.iterator in cell) items = Array.from(cell as Iterable<unknown>);
-  else return { error: `labels must be class indices, got ${JSON.stringify(cell)}` };
-  const labels = items.map(Number);
-  const bad = labels.findIndex((n) => !Number.isInteger(n) || n < 0);
-  if (bad >= 0) return { error: `labels must be integers >= 0, got '${String(items[bad])}'` };
+  else return { error: `labels must be class indices, got ${showCell(cell)}` };
+  const labels = items.map(cellNumber);
+  const bad = labels.findIndex((n) => !Number.isSafeInteger(n) || n < 0);
+  if (bad >= 0) return { error: `labels must be integers >= 0, got '${showCell(items[bad])}'` };
   return labels;
 }
 
@@ -71,10 +91,8 @@ export function manifestRow(
   | { error: string } {
   const path = values.path;
   if (typeof path !== "string" || path.trim() === "") return { error: "the path column is empty or missing" };
-  const num = (v: unknown) =>
-    typeof v === "string" ? (v.trim() === "" ? Number.NaN : Number(v)) : Number(v ?? NaN);
-  const start = num(values.start);
-  const end = num(values.end);
+  const start = cellNumber(values.start);
+  const end = cellNumber(values.end);
   const bad =
     badInterval(start, end) ?? (end === start ? `the window is empty (start = end = ${start})` : undefined);
   if (bad) return { error: bad };
@@ -149,12 +167,15 @@ async function* jsonlRows(path: string): AsyncGenerator<RawRow | Failure> {
 }
 
 async function* parquetRows(path: string): AsyncGenerator<RawRow> {
-  const file = await ParquetFile.fromFile(await openAsBlob(path));
+  const blob = await openAsBlob(path);
+  const file = await readParquetGuarded(path, () => parquetWasm().ParquetFile.fromFile(blob));
   try {
-    const groups = file.metadata().numRowGroups();
+    const groups = await readParquetGuarded(path, () => file.metadata().numRowGroups());
     let row = 0;
     for (let g = 0; g < groups; g++) {
-      const table = tableFromIPC((await file.read({ rowGroups: [g] })).intoIPCStream());
+      const table = await readParquetGuarded(path, async () =>
+        tableFromIPC((await file.read({ rowGroups: [g] })).intoIPCStream()),
+      );
       for (const r of table) {
         row++;
         const values: Record<string, unknown> = {};
@@ -163,7 +184,7 @@ async function* parquetRows(path: string): AsyncGenerator<RawRow> {
       }
     }
   } finally {
-    file.free();
+    freeParquetFile(file);
   }
 }
 

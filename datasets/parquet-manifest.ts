@@ -201,8 +201,15 @@ export async function readShardManifest(dir: string): Promise<ShardManifest> {
       `${path}: no shard manifest: run 'vatt prepare --out ${dir}' to the end (it is written once every shard is done)`,
     );
   }
-  const manifest = JSON.parse(text) as ShardManifest;
-  if (manifest.format !== "vatt-parquet-shards") {
+  let manifest: ShardManifest;
+  try {
+    manifest = JSON.parse(text);
+  } catch (err) {
+    throw new Error(
+      `${path}: not valid JSON (${(err as Error).message}); run 'vatt prepare --out ${dir}' again`,
+    );
+  }
+  if (manifest === null || typeof manifest !== "object" || manifest.format !== "vatt-parquet-shards") {
     throw new Error(`${path}: not a vatt shard manifest (format '${String(manifest.format)}')`);
   }
   if (manifest.schemaVersion !== SHARD_SCHEMA_VERSION) {
@@ -211,5 +218,27 @@ export async function readShardManifest(dir: string): Promise<ShardManifest> {
         `${SHARD_SCHEMA_VERSION}: prepare them again with this version`,
     );
   }
+  const problem = manifestProblem(manifest);
+  if (problem) throw new Error(`${path}: ${problem}; run 'vatt prepare --out ${dir}' again`);
   return manifest;
+}
+
+/** What is wrong with the parts of a manifest that training reads (settings.vocab, the shard files), if anything. */
+function manifestProblem(m: ShardManifest): string | undefined {
+  const vocab = (m.settings as Partial<PrepareSettings> | null)?.vocab;
+  if (
+    m.settings === null ||
+    typeof m.settings !== "object" ||
+    (vocab !== null && typeof vocab !== "object")
+  ) {
+    return "its settings (with vocab: null or {sha256, size}) are missing or malformed";
+  }
+  if (!Array.isArray(m.shards)) return "it has no list of shards";
+  // A shard is a plain file name in the folder: a path would read files elsewhere.
+  const bad = m.shards.findIndex(
+    (s) => typeof s?.file !== "string" || !/^[^/\\]+$/.test(s.file) || s.file === "." || s.file === "..",
+  );
+  return bad >= 0
+    ? `shard ${bad} has no plain file name (${JSON.stringify(m.shards[bad]?.file)})`
+    : undefined;
 }

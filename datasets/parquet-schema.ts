@@ -270,6 +270,13 @@ function columnOf(table: Table, name: string, file: string): readonly Data[] {
         "(prepare it again with 'vatt prepare')",
     );
   }
+  const expected = SHARD_SCHEMA.fields.find((f) => f.name === name)?.type;
+  if (String(child.type) !== String(expected)) {
+    throw new Error(
+      `${file}: column '${name}' is ${child.type}, a vatt shard of schema version ${SHARD_SCHEMA_VERSION} has ` +
+        `${expected} (prepare it again with 'vatt prepare')`,
+    );
+  }
   return child.data;
 }
 

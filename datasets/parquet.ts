@@ -6,8 +6,8 @@
 import { openAsBlob } from "node:fs";
 import { join } from "node:path";
 import { tableFromIPC } from "apache-arrow";
-import { ParquetFile } from "parquet-wasm";
 import { type Random, randomFor } from "../core/random.js";
+import { freeParquetFile, parquetWasm, readParquetGuarded } from "./parquet-guard.js";
 import { readShardManifest } from "./parquet-manifest.js";
 import { type PreparedRow, rowsOfTable } from "./parquet-schema.js";
 
@@ -32,17 +32,19 @@ export function permutation(n: number, rng: Random): number[] {
 
 /** The rows of one shard, row group by row group in a seeded order; one row group in memory at a time. */
 export async function* shardRows(path: string, rng?: Random): AsyncGenerator<PreparedRow> {
-  const file = await ParquetFile.fromFile(await openAsBlob(path));
+  const blob = await openAsBlob(path);
+  const file = await readParquetGuarded(path, () => parquetWasm().ParquetFile.fromFile(blob));
   try {
-    const groups = file.metadata().numRowGroups();
+    const groups = await readParquetGuarded(path, () => file.metadata().numRowGroups());
     const order = rng ? permutation(groups, rng) : Array.from({ length: groups }, (_, i) => i);
     for (const g of order) {
-      const wasm = await file.read({ rowGroups: [g] });
-      const table = tableFromIPC(wasm.intoIPCStream());
+      const table = await readParquetGuarded(path, async () =>
+        tableFromIPC((await file.read({ rowGroups: [g] })).intoIPCStream()),
+      );
       yield* rowsOfTable(table, path);
     }
   } finally {
-    file.free();
+    freeParquetFile(file);
   }
 }
 

@@ -71,11 +71,18 @@ export function parseNumber(field: string | undefined): number {
   return trimmed === "" ? Number.NaN : Number(trimmed);
 }
 
+/**
+ * No media time is later than this (about 116 days): a larger one is a broken value, and past ~1e15 s a window
+ * around it cannot even be represented (start + length rounds back to start).
+ */
+export const MAX_MEDIA_SECONDS = 1e7;
+
 /** Why a [start, end] pair of seconds is unusable, or undefined when it is fine. */
 export function badInterval(start: number, end: number): string | undefined {
   if (!Number.isFinite(start) || !Number.isFinite(end))
     return `times must be numbers, got start ${start}, end ${end}`;
   if (start < 0) return `start ${start} is negative`;
+  if (end > MAX_MEDIA_SECONDS) return `end ${end} s is beyond any media (more than ${MAX_MEDIA_SECONDS} s)`;
   if (end < start) return `end ${end} is before start ${start} (reversed times)`;
   return undefined;
 }

@@ -72,8 +72,36 @@ export async function saveCheckpoint(
   await writeAtomic(file, encodeSafetensors(tensors, metadata));
 }
 
+/** Reads and checks the JSON beside `file`; a damaged one is an Error naming it. */
 export async function readCheckpointInfo(file: string): Promise<CheckpointInfo> {
-  return JSON.parse(await readFile(checkpointJsonPath(file), "utf8")) as CheckpointInfo;
+  const json = checkpointJsonPath(file);
+  let info: Partial<CheckpointInfo> | null;
+  try {
+    info = JSON.parse(await readFile(json, "utf8"));
+  } catch (err) {
+    throw new Error(
+      `${json}: not a readable checkpoint JSON (${(err as Error).message}); save the checkpoint again`,
+    );
+  }
+  const isObject = (v: unknown) => v !== null && typeof v === "object" && !Array.isArray(v);
+  const optimizer = isObject(info) ? info?.optimizer : undefined;
+  if (
+    !isObject(info) ||
+    info?.format !== "vatt-checkpoint" ||
+    info.version !== 1 ||
+    !isObject(info.config) ||
+    (info.extra !== undefined && !isObject(info.extra)) ||
+    (optimizer !== undefined &&
+      (!isObject(optimizer) ||
+        !isObject(optimizer.config) ||
+        !Number.isSafeInteger(optimizer.step) ||
+        optimizer.step < 0))
+  ) {
+    throw new Error(
+      `${json}: not a version 1 vatt checkpoint JSON (format, version, config, optimizer step); save the checkpoint again`,
+    );
+  }
+  return { ...info, extra: info.extra ?? {} } as CheckpointInfo;
 }
 
 /**
@@ -138,7 +166,7 @@ export async function loadCheckpoint(
   optimizer?: Optimizer,
 ): Promise<CheckpointInfo> {
   const info = await readCheckpointInfo(file);
-  const { tensors } = decodeSafetensors(new Uint8Array(await readFile(file)));
+  const { tensors } = decodeSafetensors(new Uint8Array(await readFile(file)), file);
   assignInto(model.params, PARAM, tensors, "parameter");
   assignInto(model.state, STATE, tensors, "state");
   if (optimizer && info.optimizer) {

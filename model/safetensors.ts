@@ -65,34 +65,67 @@ export interface DecodedSafetensors {
   metadata: Record<string, string>;
 }
 
-export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
-  if (bytes.length < 8) throw new Error("safetensors: file shorter than its 8-byte header size");
+const DTYPE_BYTES: Record<SafeDType, number> = { F32: 4, I32: 4 };
+
+/**
+ * Parses a safetensors file. Every number the header claims (header size, offsets, shapes) is checked against the
+ * bytes actually there before anything is allocated, so a damaged header costs an Error naming `file`, never a
+ * huge allocation or a TypeError.
+ */
+export function decodeSafetensors(bytes: Uint8Array, file = "safetensors"): DecodedSafetensors {
+  const fail = (why: string) =>
+    new Error(`${file}: ${why}; the checkpoint is damaged or not a safetensors file`);
+  if (bytes.length < 8) throw fail("shorter than its 8-byte header size");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerSize = Number(view.getBigUint64(0, true));
-  if (8 + headerSize > bytes.length) throw new Error("safetensors: header size beyond the end of the file");
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerSize))) as Record<
-    string,
-    unknown
-  >;
+  const claimed = view.getBigUint64(0, true);
+  if (claimed > BigInt(bytes.length - 8)) {
+    throw fail(`the header claims ${claimed} bytes, the file holds ${bytes.length - 8} after the size`);
+  }
+  const headerSize = Number(claimed);
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerSize)));
+  } catch (err) {
+    throw fail(`the header is not valid JSON (${(err as Error).message})`);
+  }
+  if (header === null || typeof header !== "object" || Array.isArray(header))
+    throw fail("the header is not a JSON object");
   const dataStart = 8 + headerSize;
+  const dataBytes = bytes.length - dataStart;
   const tensors: Record<string, SafeTensor> = {};
   let metadata: Record<string, string> = {};
   for (const [name, entry] of Object.entries(header)) {
     if (name === "__metadata__") {
+      const ok =
+        entry !== null &&
+        typeof entry === "object" &&
+        Object.values(entry).every((v) => typeof v === "string");
+      if (!ok) throw fail("__metadata__ must map names to strings");
       metadata = entry as Record<string, string>;
       continue;
     }
-    const e = entry as HeaderEntry;
-    const [begin, end] = e.data_offsets;
-    if (dataStart + end > bytes.length || begin > end)
-      throw new Error(`safetensors: ${name} lies outside the file`);
+    const e = (entry ?? {}) as Partial<HeaderEntry>;
+    const { dtype, shape, data_offsets: offsets } = e;
+    if (dtype !== "F32" && dtype !== "I32")
+      throw fail(`dtype ${JSON.stringify(dtype)} of ${name} is not supported (F32, I32)`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw fail(`the shape of ${name} is not a list of sizes: ${JSON.stringify(shape)}`);
+    }
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o))) {
+      throw fail(`data_offsets of ${name} must be [begin, end]: ${JSON.stringify(offsets)}`);
+    }
+    const [begin, end] = offsets;
+    if (begin < 0 || begin > end || end > dataBytes)
+      throw fail(`${name} lies outside the file (bytes ${begin}..${end} of ${dataBytes})`);
+    // Multiplied in order, stopping once past the span: a claimed shape never grows beyond the real bytes.
+    let needed = DTYPE_BYTES[dtype];
+    for (const d of shape) needed = needed > end - begin ? needed : needed * d;
+    if (needed !== end - begin)
+      throw fail(`${name}: shape [${shape}] of ${dtype} does not fill bytes ${begin}..${end}`);
     // Copy into a fresh, aligned buffer (the data region need not be 4-byte aligned in memory).
     const raw = bytes.slice(dataStart + begin, dataStart + end);
-    let data: Float32Array | Int32Array;
-    if (e.dtype === "F32") data = new Float32Array(raw.buffer);
-    else if (e.dtype === "I32") data = new Int32Array(raw.buffer);
-    else throw new Error(`safetensors: dtype ${String(e.dtype)} of ${name} is not supported`);
-    tensors[name] = { dtype: e.dtype, shape: e.shape, data };
+    const data = dtype === "F32" ? new Float32Array(raw.buffer) : new Int32Array(raw.buffer);
+    tensors[name] = { dtype, shape, data };
   }
   return { tensors, metadata };
 }

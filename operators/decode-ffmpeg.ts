@@ -94,7 +94,9 @@ export function parsePpmStream(data: Uint8Array, file: string): PpmFrames {
       !(data[pos] === 0x20 || data[pos] === 0x0a || data[pos] === 0x0d || data[pos] === 0x09)
     )
       pos++;
-    return String.fromCharCode(...data.subarray(begin, pos));
+    // At most 32 characters: a header token is a short number, and spreading a long run of bytes into
+    // fromCharCode's arguments overflows the stack.
+    return String.fromCharCode(...data.subarray(begin, Math.min(pos, begin + 32)));
   };
   while (pos < data.length) {
     const magic = readToken();

@@ -261,16 +261,22 @@ function suggestion(key: string, known: string[]): string {
   return best && best.d <= Math.max(2, key.length / 3) ? ` Did you mean '${best.k}'?` : "";
 }
 
+/** A value as a message shows it; YAML anchors can make a circular one, which JSON.stringify refuses. */
+function shown(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return "a value that contains itself (a YAML alias to its own anchor)";
+  }
+}
+
 function checkField(path: string, field: Field, value: unknown): unknown {
   const where = `config key '${path}'`;
   switch (field.kind) {
     case "number": {
       const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
       if (typeof n !== "number" || !Number.isFinite(n)) {
-        throw new ConfigError(
-          path,
-          `${where} must be a number, got ${JSON.stringify(value)} (${field.help})`,
-        );
+        throw new ConfigError(path, `${where} must be a number, got ${shown(value)} (${field.help})`);
       }
       if (field.integer && !Number.isInteger(n)) {
         throw new ConfigError(path, `${where} must be a whole number, got ${n} (${field.help})`);
@@ -287,10 +293,7 @@ function checkField(path: string, field: Field, value: unknown): unknown {
     case "optional-string": {
       if (value === null && field.kind === "optional-string") return undefined;
       if (typeof value !== "string") {
-        throw new ConfigError(
-          path,
-          `${where} must be a string, got ${JSON.stringify(value)} (${field.help})`,
-        );
+        throw new ConfigError(path, `${where} must be a string, got ${shown(value)} (${field.help})`);
       }
       if (field.kind === "string" && field.choices && !field.choices.includes(value)) {
         throw new ConfigError(
@@ -303,10 +306,7 @@ function checkField(path: string, field: Field, value: unknown): unknown {
     case "boolean": {
       if (value === "true" || value === "false") return value === "true";
       if (typeof value !== "boolean") {
-        throw new ConfigError(
-          path,
-          `${where} must be true or false, got ${JSON.stringify(value)} (${field.help})`,
-        );
+        throw new ConfigError(path, `${where} must be true or false, got ${shown(value)} (${field.help})`);
       }
       return value;
     }
@@ -337,7 +337,8 @@ function merge(
   const out = { ...base };
   for (const [key, value] of Object.entries(input as Record<string, unknown>)) {
     const path = prefix ? `${prefix}.${key}` : key;
-    const entry = schema[key];
+    // Own keys only: 'toString' or 'constructor' must not find Object.prototype's members.
+    const entry = Object.hasOwn(schema, key) ? schema[key] : undefined;
     if (entry === undefined) {
       throw new ConfigError(
         path,
@@ -374,13 +375,14 @@ export function resolveConfig(...layers: unknown[]): PretrainConfig {
 /** {"train.steps": 5} -> {train: {steps: 5}}; nested objects pass through. */
 function undotted(layer: unknown): unknown {
   if (layer === null || typeof layer !== "object" || Array.isArray(layer)) return layer;
-  const out: Record<string, unknown> = {};
+  // Prototype-less records, so a '__proto__' key is a key (reported as unknown), not a prototype to set.
+  const out: Record<string, unknown> = Object.create(null);
   for (const [key, value] of Object.entries(layer as Record<string, unknown>)) {
     if (value === undefined) continue;
     const parts = key.split(".");
     let node = out;
     for (const part of parts.slice(0, -1)) {
-      if (typeof node[part] !== "object" || node[part] === null) node[part] = {};
+      if (typeof node[part] !== "object" || node[part] === null) node[part] = Object.create(null);
       node = node[part] as Record<string, unknown>;
     }
     node[parts[parts.length - 1]] = value;
