@@ -12,6 +12,8 @@ import { modelInfoCommand } from "./commands/model-info.js";
 import { prepareCommand } from "./commands/prepare.js";
 import { pretrainCommand } from "./commands/pretrain.js";
 import { probeCommand } from "./commands/probe.js";
+import { reportCommand } from "./commands/report.js";
+import { serveCommand } from "./commands/serve.js";
 import { synthCommand } from "./commands/synth.js";
 import { vocabCommand } from "./commands/vocab.js";
 
@@ -34,6 +36,8 @@ const commands: Command[] = [
   inspectCommand,
   embedCommand,
   exportCommand,
+  serveCommand,
+  reportCommand,
   modelInfoCommand,
 ];
 

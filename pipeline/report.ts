@@ -1,0 +1,136 @@
+/**
+ * `vatt report RUN --out report.html`: one self-contained HTML file of a run, with the same figures as the web
+ * view (the curves drawn by pipeline/serve/svg.ts, inline), the latest evaluation beside chance, the skip table,
+ * the effective config, and the run's images as data URIs. No script, no network: it opens anywhere.
+ */
+import { readFile, rename, stat, writeFile } from "node:fs/promises";
+import { extname, join } from "node:path";
+import { contentType } from "./serve/files.js";
+import { type RunView, readRun } from "./serve/runs.js";
+import { type CurveSeries, escapeXml, lineChart } from "./serve/svg.js";
+
+const CHARTS: { title: string; series: string[]; percent?: boolean }[] = [
+  { title: "loss (NCE + λ·MIL-NCE)", series: ["loss", "nce", "milNce"] },
+  { title: "learning rate", series: ["lr"] },
+  { title: "examples / s", series: ["examplesPerSecond"] },
+  { title: "data-wait share", series: ["dataWaitShare"], percent: true },
+  { title: "gradient norm", series: ["gradNorm"] },
+];
+
+function curve(view: RunView, name: string): CurveSeries | undefined {
+  const c = view.curves[name];
+  return c && c.step.length ? { name, step: c.step, value: c.last, min: c.min, max: c.max } : undefined;
+}
+
+const fmt = (v: unknown, digits = 4): string =>
+  typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "–";
+
+function evalTable(view: RunView): string {
+  const e = view.eval as
+    | Record<string, Record<string, number> & { chance?: Record<string, number> }>
+    | undefined;
+  if (!e) return "<p>No evaluation (eval.json) in this run.</p>";
+  const rows: string[] = [];
+  for (const dir of ["textToVideo", "videoToAudio", "audioToVideo"]) {
+    const f = e[dir];
+    if (!f) continue;
+    const cells = ["R@1", "R@5", "R@10"].map(
+      (k) => `<td>${fmt(f[k], 3)} <small>(chance ${fmt(f.chance?.[k], 3)})</small></td>`,
+    );
+    rows.push(
+      `<tr><td>${dir}</td><td>${f.queries ?? ""}</td>${cells.join("")}<td>${f.medianRank} <small>(chance ${f.chance?.medianRank})</small></td></tr>`,
+    );
+  }
+  return `<table><tr><th>direction</th><th>queries</th><th>R@1</th><th>R@5</th><th>R@10</th><th>median rank</th></tr>${rows.join("")}</table>`;
+}
+
+/** The report's HTML for one run folder. */
+export async function renderReport(runDir: string): Promise<string> {
+  if (!(await stat(runDir).catch(() => undefined))?.isDirectory()) {
+    throw new Error(`run folder '${runDir}' does not exist: give a folder written by 'vatt pretrain'`);
+  }
+  const { view } = await readRun(runDir, "");
+  if (view.status === "empty" && view.config === undefined) {
+    throw new Error(`'${runDir}' holds neither metrics.jsonl nor config.json: is it a run folder?`);
+  }
+  const last = view.last ?? {};
+  const t2v = (view.eval as { textToVideo?: Record<string, number> & { chance: Record<string, number> } })
+    ?.textToVideo;
+  const figures: [string, string][] = [
+    ["step", last.step === undefined ? "–" : String(last.step)],
+    ["loss", fmt(last.loss)],
+    ["NCE (video-audio)", fmt(last.nce)],
+    ["MIL-NCE (video-text)", fmt(last.milNce)],
+    ["learning rate", typeof last.lr === "number" ? last.lr.toExponential(2) : "–"],
+    ["examples / s", fmt(last.examplesPerSecond, 1)],
+    ["data wait", typeof last.dataWaitShare === "number" ? `${(100 * last.dataWaitShare).toFixed(0)}%` : "–"],
+  ];
+  if (t2v)
+    figures.push(["text→video R@10", `${fmt(t2v["R@10"], 3)} (chance ${fmt(t2v.chance?.["R@10"], 3)})`]);
+  const charts = CHARTS.map((g) => {
+    const series = g.series.map((s) => curve(view, s)).filter((s): s is CurveSeries => s !== undefined);
+    return series.length ? lineChart(series, { title: g.title, percent: g.percent }) : "";
+  }).join("");
+  const byDirection = new Map<string, CurveSeries[]>();
+  const colors = ["#1f77b4", "#d62728", "#2ca02c"];
+  for (const c of view.evalCurves) {
+    const [dir, name] = c.name.split(" ");
+    if (name === "medianRank") continue;
+    const list = byDirection.get(dir) ?? [];
+    const color = colors[list.length / 2];
+    list.push({ name, step: c.step, value: c.value, color });
+    list.push({ name: `${name} chance`, step: c.step, value: c.chance, color, dashed: true });
+    byDirection.set(dir, list);
+  }
+  const evalCharts = [...byDirection].map(([dir, s]) => lineChart(s, { title: dir })).join("");
+  const skips = view.skips.length
+    ? `<table><tr><th>where</th><th>reason</th><th>count</th><th>steps</th></tr>${view.skips
+        .map(
+          (s) =>
+            `<tr><td>${escapeXml(s.where)}</td><td>${escapeXml(s.reason)}</td><td>${s.count}</td><td>${(s.steps ?? []).slice(0, 20).join(", ")}</td></tr>`,
+        )
+        .join("")}</table>`
+    : "<p>Nothing skipped.</p>";
+  const images: string[] = [];
+  for (const name of view.images) {
+    const bytes = await readFile(join(runDir, name));
+    const type = contentType(name);
+    images.push(
+      `<figure><img alt="${escapeXml(name)}" src="data:${type};base64,${bytes.toString("base64")}"><figcaption>${escapeXml(name)}</figcaption></figure>`,
+    );
+  }
+  const problems = view.problems.map((p) => `<li>${escapeXml(p.message)}</li>`).join("");
+  const title = `vatt run ${escapeXml(runDir)}`;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${title}</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:1em 2em;color:#222}
+dl{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:.5em}
+dl div{background:#f7f7f9;border-radius:4px;padding:.4em .6em}dt{font-size:11px;color:#666}dd{margin:0;font-size:17px;font-weight:600}
+.grid{display:flex;flex-wrap:wrap;gap:.5em}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left}
+img{max-width:100%;border:1px solid #ddd}pre{background:#f7f7f9;padding:.6em;overflow:auto}.problems{color:#a00}
+</style></head><body>
+<h1>${title}</h1>
+<p>Status: <b>${view.status}</b>; report written ${new Date().toISOString()}.</p>
+${problems ? `<ul class="problems">${problems}</ul>` : ""}
+<dl>${figures.map(([k, v]) => `<div><dt>${escapeXml(k)}</dt><dd>${escapeXml(v)}</dd></div>`).join("")}</dl>
+<h2>Training curves</h2><div class="grid">${charts || "<p>No step lines in metrics.jsonl.</p>"}</div>
+<h2>Evaluation (dashed: chance)</h2>${evalTable(view)}<div class="grid">${evalCharts}</div>
+<h2>Skips</h2>${skips}
+<h2>Images</h2>${images.join("") || "<p>No images in the run folder.</p>"}
+<h2>Effective config</h2><pre>${escapeXml(JSON.stringify(view.config ?? null, null, 2))}</pre>
+</body></html>
+`;
+}
+
+/** Writes the report of `runDir` to `out` (whole or not at all). */
+export async function writeReport(runDir: string, out: string): Promise<{ out: string; bytes: number }> {
+  if (extname(out).toLowerCase() !== ".html") {
+    throw new Error(`--out '${out}': the report is one HTML file; give a name ending in .html`);
+  }
+  const html = await renderReport(runDir);
+  const partial = `${out}.partial-${process.pid}`;
+  await writeFile(partial, html);
+  await rename(partial, out);
+  return { out, bytes: Buffer.byteLength(html) };
+}
