@@ -196,8 +196,7 @@ export async function readRun(
     }
   }
   if (evalLines.length === 0) evalLines = cols.events.filter((e) => e.event === "eval");
-  const curves: Record<string, Downsampled> = {};
-  for (const [name, values] of cols.series) curves[name] = downsample(cols.steps, values);
+  const curves = cols.curves();
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
   const images = entries
     .filter((e) => e.isFile() && IMAGE.test(e.name))
