@@ -19,7 +19,7 @@ const CHARTS: { title: string; series: string[]; percent?: boolean }[] = [
 
 function curve(view: RunView, name: string): CurveSeries | undefined {
   const c = view.curves[name];
-  return c && c.step.length ? { name, step: c.step, value: c.last, min: c.min, max: c.max } : undefined;
+  return c?.step.length ? { name, step: c.step, value: c.last, min: c.min, max: c.max } : undefined;
 }
 
 const fmt = (v: unknown, digits = 4): string =>

@@ -81,6 +81,7 @@ async function loadRuns() {
 async function openRun(id) {
   current.source?.close();
   current.id = id;
+  $("#live-indicator").hidden = true;
   for (const li of document.querySelectorAll("#run-list li"))
     li.classList.toggle("active", li.dataset.run === id);
   current.view = await api(`/api/run?id=${encodeURIComponent(id)}`);
@@ -225,8 +226,11 @@ function renderRun() {
       return tr;
     }),
   );
-  if (v.skips.length === 0)
-    body.append(el("tr", {}, "")).append(el("td", { colspan: "4" }, "nothing skipped"));
+  if (v.skips.length === 0) {
+    const tr = el("tr");
+    tr.append(el("td", { colspan: "4" }, "nothing skipped"));
+    body.append(tr);
+  }
   const images = $("#images");
   const want = v.images.map((name) => fileUrl(v.id, name));
   const have = [...images.querySelectorAll("img")].map((i) => i.getAttribute("src"));

@@ -5,13 +5,7 @@
  */
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
-import {
-  type Downsampled,
-  downsample,
-  type MetricsRecord,
-  StepColumns,
-  updateColumns,
-} from "./metrics-file.js";
+import { type Downsampled, type MetricsRecord, StepColumns, updateColumns } from "./metrics-file.js";
 
 /** Folders never searched for runs: a run's own checkpoints, caches, dependencies. */
 const NOT_RUNS = new Set(["checkpoints", "node_modules", ".git", "tensorboard"]);
