@@ -7,7 +7,7 @@ import { readFile, rename, stat, writeFile } from "node:fs/promises";
 import { extname, join } from "node:path";
 import { contentType } from "./serve/files.js";
 import { type RunView, readRun } from "./serve/runs.js";
-import { type CurveSeries, escapeXml, lineChart } from "./serve/svg.js";
+import { type CurveSeries, escapeXml, evalCharts, evalTableHtml, lineChart } from "./serve/svg.js";
 
 const CHARTS: { title: string; series: string[]; percent?: boolean }[] = [
   { title: "loss (NCE + λ·MIL-NCE)", series: ["loss", "nce", "milNce"] },
@@ -24,25 +24,6 @@ function curve(view: RunView, name: string): CurveSeries | undefined {
 
 const fmt = (v: unknown, digits = 4): string =>
   typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "–";
-
-function evalTable(view: RunView): string {
-  const e = view.eval as
-    | Record<string, Record<string, number> & { chance?: Record<string, number> }>
-    | undefined;
-  if (!e) return "<p>No evaluation (eval.json) in this run.</p>";
-  const rows: string[] = [];
-  for (const dir of ["textToVideo", "videoToAudio", "audioToVideo"]) {
-    const f = e[dir];
-    if (!f) continue;
-    const cells = ["R@1", "R@5", "R@10"].map(
-      (k) => `<td>${fmt(f[k], 3)} <small>(chance ${fmt(f.chance?.[k], 3)})</small></td>`,
-    );
-    rows.push(
-      `<tr><td>${dir}</td><td>${f.queries ?? ""}</td>${cells.join("")}<td>${f.medianRank} <small>(chance ${f.chance?.medianRank})</small></td></tr>`,
-    );
-  }
-  return `<table><tr><th>direction</th><th>queries</th><th>R@1</th><th>R@5</th><th>R@10</th><th>median rank</th></tr>${rows.join("")}</table>`;
-}
 
 /** The report's HTML for one run folder. */
 export async function renderReport(runDir: string): Promise<string> {
@@ -71,18 +52,9 @@ export async function renderReport(runDir: string): Promise<string> {
     const series = g.series.map((s) => curve(view, s)).filter((s): s is CurveSeries => s !== undefined);
     return series.length ? lineChart(series, { title: g.title, percent: g.percent }) : "";
   }).join("");
-  const byDirection = new Map<string, CurveSeries[]>();
-  const colors = ["#1f77b4", "#d62728", "#2ca02c"];
-  for (const c of view.evalCurves) {
-    const [dir, name] = c.name.split(" ");
-    if (name === "medianRank") continue;
-    const list = byDirection.get(dir) ?? [];
-    const color = colors[list.length / 2];
-    list.push({ name, step: c.step, value: c.value, color });
-    list.push({ name: `${name} chance`, step: c.step, value: c.chance, color, dashed: true });
-    byDirection.set(dir, list);
-  }
-  const evalCharts = [...byDirection].map(([dir, s]) => lineChart(s, { title: dir })).join("");
+  const evalChartsSvg = evalCharts(view.evalCurves)
+    .map((g) => lineChart(g.series, { title: g.title }))
+    .join("");
   const skips = view.skips.length
     ? `<table><tr><th>where</th><th>reason</th><th>count</th><th>steps</th></tr>${view.skips
         .map(
@@ -115,7 +87,7 @@ img{max-width:100%;border:1px solid #ddd}pre{background:#f7f7f9;padding:.6em;ove
 ${problems ? `<ul class="problems">${problems}</ul>` : ""}
 <dl>${figures.map(([k, v]) => `<div><dt>${escapeXml(k)}</dt><dd>${escapeXml(v)}</dd></div>`).join("")}</dl>
 <h2>Training curves</h2><div class="grid">${charts || "<p>No step lines in metrics.jsonl.</p>"}</div>
-<h2>Evaluation (dashed: chance)</h2>${evalTable(view)}<div class="grid">${evalCharts}</div>
+<h2>Evaluation (dashed: chance)</h2>${evalTableHtml(view.evalFigures)}<div class="grid">${evalChartsSvg}</div>
 <h2>Skips</h2>${skips}
 <h2>Images</h2>${images.join("") || "<p>No images in the run folder.</p>"}
 <h2>Effective config</h2><pre>${escapeXml(JSON.stringify(view.config ?? null, null, 2))}</pre>

@@ -1,6 +1,6 @@
 // The vatt web view: plain ES modules, no framework. Charts come from /lib/svg.js, the same module `vatt report`
 // draws with. State lives in one object per tab; every render redraws from it.
-import { histogramChart, lineChart, scatterChart } from "/lib/svg.js";
+import { evalCharts, evalTableHtml, histogramChart, lineChart, scatterChart } from "/lib/svg.js";
 
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, attrs = {}, text = "") => {
@@ -198,25 +198,10 @@ function renderRun() {
       }),
     )
     .join("");
-  const byDirection = new Map();
-  for (const c of v.evalCurves) {
-    const [dir, name] = c.name.split(" ");
-    if (name === "medianRank") continue;
-    const list = byDirection.get(dir) ?? [];
-    const i = list.length / 2;
-    list.push({ name, step: c.step, value: c.value, color: PALETTE_EVAL[i] });
-    list.push({
-      name: `${name} chance`,
-      step: c.step,
-      value: c.chance,
-      dashed: true,
-      color: PALETTE_EVAL[i],
-    });
-    byDirection.set(dir, list);
-  }
-  $("#eval-charts").innerHTML =
-    [...byDirection].map(([dir, series]) => lineChart(series, { title: dir })).join("") ||
-    "<p>No evaluation yet.</p>";
+  $("#eval-table").innerHTML = evalTableHtml(v.evalFigures);
+  $("#eval-charts").innerHTML = evalCharts(v.evalCurves)
+    .map((g) => lineChart(g.series, { title: g.title }))
+    .join("");
   const body = $("#skips tbody");
   body.replaceChildren(
     ...v.skips.map((s) => {
@@ -239,7 +224,6 @@ function renderRun() {
   }
   $("#config").textContent = v.config === undefined ? "(no config.json)" : JSON.stringify(v.config, null, 2);
 }
-const PALETTE_EVAL = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
 const fileUrl = (runId, name) =>
   `/files/runs/${[...(runId ? runId.split("/") : []), name].map(encodeURIComponent).join("/")}`;
 

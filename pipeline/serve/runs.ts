@@ -62,6 +62,8 @@ export interface RunView {
   last?: Record<string, number>;
   /** The latest evaluation (eval.json), as written. */
   eval?: Record<string, unknown>;
+  /** Its figures, each beside its chance level. */
+  evalFigures: EvalFigure[];
   /** Named curves (downsampled) of the step lines. */
   curves: Record<string, Downsampled>;
   evalCurves: EvalCurve[];
@@ -89,29 +91,57 @@ async function readJson(path: string): Promise<{ value?: unknown; error?: string
   }
 }
 
-const FIGURES = ["R@1", "R@5", "R@10", "medianRank"] as const;
+/** One evaluation figure beside its chance level, e.g. "textToVideo R@10" or (a transfer run) "top1". */
+export interface EvalFigure {
+  name: string;
+  value: number;
+  chance?: number;
+}
+
 const DIRECTIONS = ["textToVideo", "videoToAudio", "audioToVideo"] as const;
+type Figures = Record<string, unknown> & { chance?: Record<string, unknown> };
+
+/**
+ * The figures of one evaluation record, in any of the shapes runs write: retrieval (pipeline/evaluate.ts:
+ * `{ textToVideo: { "R@10", ..., chance } }`), a transfer run's eval.json (`{ figures, chance }`) or its eval line
+ * in metrics.jsonl (figures at the top, `chance` beside them).
+ */
+export function evalFigures(record: Record<string, unknown>): EvalFigure[] {
+  const out: EvalFigure[] = [];
+  const flat = (prefix: string, figures: Figures, chance: Record<string, unknown> | undefined) => {
+    for (const [key, value] of Object.entries(figures)) {
+      if (typeof value !== "number" || key === "queries" || key === "step" || key === "seconds") continue;
+      const c = chance?.[key];
+      out.push({ name: `${prefix}${key}`, value, ...(typeof c === "number" ? { chance: c } : {}) });
+    }
+  };
+  for (const dir of DIRECTIONS) {
+    const f = record[dir] as Figures | undefined;
+    if (f && typeof f === "object") flat(`${dir} `, f, f.chance);
+  }
+  const chance = record.chance as Record<string, unknown> | undefined;
+  if (chance && typeof chance === "object") {
+    const figures =
+      record.figures && typeof record.figures === "object" ? (record.figures as Figures) : record;
+    flat("", Object.fromEntries(Object.entries(figures).filter(([k]) => k in chance)), chance);
+  }
+  return out;
+}
 
 /** Evaluation figures over steps from evals.jsonl lines (or eval events), each beside its chance level. */
 export function evalCurves(reports: readonly MetricsRecord[]): EvalCurve[] {
   const curves = new Map<string, EvalCurve>();
   for (const r of reports) {
     if (typeof r.step !== "number") continue;
-    for (const dir of DIRECTIONS) {
-      const f = r[dir] as (Record<string, number> & { chance?: Record<string, number> }) | undefined;
-      if (!f || typeof f !== "object") continue;
-      for (const name of FIGURES) {
-        if (typeof f[name] !== "number") continue;
-        const key = `${dir} ${name}`;
-        let c = curves.get(key);
-        if (!c) {
-          c = { name: key, step: [], value: [], chance: [] };
-          curves.set(key, c);
-        }
-        c.step.push(r.step);
-        c.value.push(f[name]);
-        c.chance.push(f.chance?.[name] ?? Number.NaN);
+    for (const f of evalFigures(r)) {
+      let c = curves.get(f.name);
+      if (!c) {
+        c = { name: f.name, step: [], value: [], chance: [] };
+        curves.set(f.name, c);
       }
+      c.step.push(r.step);
+      c.value.push(f.value);
+      c.chance.push(f.chance ?? Number.NaN);
     }
   }
   return [...curves.values()];
@@ -211,6 +241,10 @@ export async function readRun(
     ...(evalJson.value && typeof evalJson.value === "object"
       ? { eval: evalJson.value as Record<string, unknown> }
       : {}),
+    evalFigures:
+      evalJson.value && typeof evalJson.value === "object"
+        ? evalFigures(evalJson.value as MetricsRecord)
+        : [],
     curves,
     evalCurves: evalCurves(evalLines),
     skips: skipRows(cols),

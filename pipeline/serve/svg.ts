@@ -265,3 +265,49 @@ export function scatterChart(points: readonly MapPoint[], o: ChartOptions): stri
   parts.push("</svg>");
   return parts.join("");
 }
+
+/** An evaluation figure over steps beside its chance level (as pipeline/serve/runs.ts gives them). */
+export interface EvalCurveData {
+  name: string;
+  step: readonly number[];
+  value: readonly number[];
+  chance: readonly number[];
+}
+
+/**
+ * Evaluation charts: one per retrieval direction ("textToVideo R@10" goes under textToVideo), one for the flat
+ * figures of a transfer run (top1, mAP, ...); each figure solid, its chance level dashed in the same colour.
+ * Median ranks are left out (another scale).
+ */
+export function evalCharts(curves: readonly EvalCurveData[]): { title: string; series: CurveSeries[] }[] {
+  const groups = new Map<string, CurveSeries[]>();
+  for (const c of curves) {
+    const cut = c.name.indexOf(" ");
+    const title = cut > 0 ? c.name.slice(0, cut) : "evaluation";
+    const name = cut > 0 ? c.name.slice(cut + 1) : c.name;
+    if (name === "medianRank" || name === "dprime") continue;
+    const list = groups.get(title) ?? [];
+    const color = PALETTE[(list.length / 2) % PALETTE.length];
+    list.push({ name, step: c.step, value: c.value, color });
+    if (c.chance.some(Number.isFinite)) {
+      list.push({ name: `${name} chance`, step: c.step, value: c.chance, color, dashed: true });
+    }
+    groups.set(title, list);
+  }
+  return [...groups].map(([title, series]) => ({ title, series }));
+}
+
+/** The latest evaluation as an HTML table: figure, value, chance, value / chance. */
+export function evalTableHtml(figures: readonly { name: string; value: number; chance?: number }[]): string {
+  if (figures.length === 0) return "<p>No evaluation (eval.json) yet.</p>";
+  const fmt = (v: number | undefined) =>
+    v === undefined ? "–" : Number.isInteger(v) ? String(v) : v.toFixed(3);
+  const rows = figures.map((f) => {
+    const ratio =
+      f.chance !== undefined && f.chance > 0 && !/medianRank/.test(f.name)
+        ? `${(f.value / f.chance).toFixed(1)}x`
+        : "";
+    return `<tr data-figure="${escapeXml(f.name)}"><td>${escapeXml(f.name)}</td><td>${fmt(f.value)}</td><td>${fmt(f.chance)}</td><td>${ratio}</td></tr>`;
+  });
+  return `<table class="eval"><thead><tr><th>figure</th><th>value</th><th>chance</th><th>× chance</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
+}

@@ -225,6 +225,13 @@ describe("vatt serve in Chromium", { skip }, () => {
     );
     assert.ok(await page.$('#charts polyline[data-series="milNce"]'));
     assert.ok(await page.$('#eval-charts polyline[data-series="R@10 chance"]'));
+    const row = await page.$$eval('#eval-table tr[data-figure="textToVideo R@10"] td', (tds) =>
+      tds.map((td) => td.textContent),
+    );
+    assert.deepEqual(row.slice(1, 3), [
+      evalJson.textToVideo["R@10"].toFixed(3),
+      evalJson.textToVideo.chance["R@10"].toFixed(3),
+    ]);
     const skipText = await page.textContent("#skips");
     assert.match(skipText!, /decode.*corrupt.*3/s);
     assert.match(skipText!, /non-finite loss.*1.*7/s);

@@ -292,3 +292,29 @@ describe("vatt report", () => {
     await assert.rejects(writeReport(join(runs, "a"), join(dir, "r.txt")), /ending in \.html/);
   });
 });
+
+describe("evaluation figures", () => {
+  it("reads retrieval reports and a transfer run's flat figures, each beside its chance level", async () => {
+    const { evalFigures, evalCurves } = await import("../../pipeline/serve/runs.js");
+    const retrieval = JSON.parse(await readFile(join(runs, "a", "eval.json"), "utf8"));
+    const r10 = evalFigures(retrieval).find((f) => f.name === "textToVideo R@10")!;
+    assert.deepEqual(r10, {
+      name: "textToVideo R@10",
+      value: retrieval.textToVideo["R@10"],
+      chance: retrieval.textToVideo.chance["R@10"],
+    });
+    // finetune's eval.json and its eval line in metrics.jsonl
+    const transfer = { figures: { top1: 0.5, top5: 0.9 }, chance: { top1: 0.125, top5: 0.625 }, videos: 40 };
+    assert.deepEqual(evalFigures(transfer), [
+      { name: "top1", value: 0.5, chance: 0.125 },
+      { name: "top5", value: 0.9, chance: 0.625 },
+    ]);
+    const lines = [
+      { event: "eval", step: 10, top1: 0.25, chance: { top1: 0.125 } },
+      { event: "eval", step: 20, top1: 0.5, chance: { top1: 0.125 } },
+    ];
+    assert.deepEqual(evalCurves(lines), [
+      { name: "top1", step: [10, 20], value: [0.25, 0.5], chance: [0.125, 0.125] },
+    ]);
+  });
+});
