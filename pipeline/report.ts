@@ -1,13 +1,28 @@
 /**
  * `vatt report RUN --out report.html`: one self-contained HTML file of a run, with the same figures as the web
  * view (the curves drawn by pipeline/serve/svg.ts, inline), the latest evaluation beside chance, the skip table,
- * the effective config, and the run's images as data URIs. No script, no network: it opens anywhere.
+ * the embedding map of any embeddings file in the run folder, the effective config, and the run's images as data
+ * URIs. No script, no network: it opens anywhere.
  */
-import { readFile, rename, stat, writeFile } from "node:fs/promises";
+import { readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { extname, join } from "node:path";
+import {
+  computeEmbeddingMap,
+  type EmbeddingMap,
+  type Labeller,
+  synthLabeller,
+} from "./serve/embedding-map.js";
 import { contentType } from "./serve/files.js";
 import { type RunView, readRun } from "./serve/runs.js";
-import { type CurveSeries, escapeXml, evalCharts, evalTableHtml, lineChart } from "./serve/svg.js";
+import {
+  type CurveSeries,
+  escapeXml,
+  evalCharts,
+  evalTableHtml,
+  histogramChart,
+  lineChart,
+  scatterChart,
+} from "./serve/svg.js";
 
 const CHARTS: { title: string; series: string[]; percent?: boolean }[] = [
   { title: "loss (NCE + λ·MIL-NCE)", series: ["loss", "nce", "milNce"] },
@@ -25,8 +40,51 @@ function curve(view: RunView, name: string): CurveSeries | undefined {
 const fmt = (v: unknown, digits = 4): string =>
   typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "–";
 
-/** The report's HTML for one run folder. */
-export async function renderReport(runDir: string): Promise<string> {
+/** The map and similarity histograms of each embeddings file (vatt embed) in the run folder, as the web view. */
+async function embeddingFigures(runDir: string, labeller: Labeller | undefined): Promise<string> {
+  const names = (await readdir(runDir)).filter((n) => /\.(arrow|parquet)$/i.test(n)).sort();
+  const parts: string[] = [];
+  for (const name of names) {
+    let map: EmbeddingMap;
+    try {
+      map = await computeEmbeddingMap(join(runDir, name), "vt", labeller ? { labeller } : {});
+    } catch (err) {
+      parts.push(`<p class="problems">${escapeXml(name)}: ${escapeXml((err as Error).message)}</p>`);
+      continue;
+    }
+    const points = map.points.map((p) => ({
+      x: p.x,
+      y: p.y,
+      kind: p.kind,
+      group: p.concept === "unknown" ? p.source || "(none)" : p.concept,
+      label: `${p.id} ${p.start.toFixed(1)}-${p.end.toFixed(1)} s`,
+    }));
+    parts.push(`<h3>${escapeXml(name)}: ${map.items} items</h3><div class="grid">`);
+    parts.push(scatterChart(points, { title: "S_vt: video and text together" }));
+    const h = map.histogram;
+    if (h) {
+      parts.push(
+        histogramChart(
+          [
+            { name: `positive ${h.pair} pairs`, counts: h.positive, color: "#2ca02c" },
+            { name: "negative pairs", counts: h.negative, color: "#d62728" },
+          ],
+          h.lo,
+          h.hi,
+          { title: "pair similarities", height: 260 },
+        ),
+      );
+    }
+    parts.push("</div>");
+  }
+  return parts.length ? `<h2>Embedding map</h2>${parts.join("")}` : "";
+}
+
+/**
+ * The report's HTML for one run folder. `dataset`: the dataset folder, whose synth.json (when there is one) names
+ * the concept of each clip on the map.
+ */
+export async function renderReport(runDir: string, o: { dataset?: string } = {}): Promise<string> {
   if (!(await stat(runDir).catch(() => undefined))?.isDirectory()) {
     throw new Error(`run folder '${runDir}' does not exist: give a folder written by 'vatt pretrain'`);
   }
@@ -88,6 +146,7 @@ ${problems ? `<ul class="problems">${problems}</ul>` : ""}
 <dl>${figures.map(([k, v]) => `<div><dt>${escapeXml(k)}</dt><dd>${escapeXml(v)}</dd></div>`).join("")}</dl>
 <h2>Training curves</h2><div class="grid">${charts || "<p>No step lines in metrics.jsonl.</p>"}</div>
 <h2>Evaluation (dashed: chance)</h2>${evalTableHtml(view.evalFigures)}<div class="grid">${evalChartsSvg}</div>
+${await embeddingFigures(runDir, o.dataset ? await synthLabeller(o.dataset) : undefined)}
 <h2>Skips</h2>${skips}
 <h2>Images</h2>${images.join("") || "<p>No images in the run folder.</p>"}
 <h2>Effective config</h2><pre>${escapeXml(JSON.stringify(view.config ?? null, null, 2))}</pre>
@@ -96,11 +155,15 @@ ${problems ? `<ul class="problems">${problems}</ul>` : ""}
 }
 
 /** Writes the report of `runDir` to `out` (whole or not at all). */
-export async function writeReport(runDir: string, out: string): Promise<{ out: string; bytes: number }> {
+export async function writeReport(
+  runDir: string,
+  out: string,
+  o: { dataset?: string } = {},
+): Promise<{ out: string; bytes: number }> {
   if (extname(out).toLowerCase() !== ".html") {
     throw new Error(`--out '${out}': the report is one HTML file; give a name ending in .html`);
   }
-  const html = await renderReport(runDir);
+  const html = await renderReport(runDir, o);
   const partial = `${out}.partial-${process.pid}`;
   await writeFile(partial, html);
   await rename(partial, out);

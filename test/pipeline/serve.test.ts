@@ -16,6 +16,7 @@ import { writeReport } from "../../pipeline/report.js";
 import { type RunningServer, startServer } from "../../pipeline/serve/app.js";
 import { downsample, readLinesFrom, StepColumns, updateColumns } from "../../pipeline/serve/metrics-file.js";
 import { readRun } from "../../pipeline/serve/runs.js";
+import { writeEmbeddings } from "../../sinks/embed-writer.js";
 import { solidPng, writeFakeRun } from "./serve-fixtures.js";
 
 let dir: string;
@@ -262,6 +263,20 @@ describe("runs with problems", () => {
 describe("vatt report", () => {
   it("writes one self-contained HTML file with the run's figures", async () => {
     await writeFile(join(runs, "a", "sheet.png"), await solidPng(40, 20, [10, 200, 10]));
+    const rows = 12;
+    const vectors = (k: number) =>
+      Float32Array.from({ length: rows * 8 }, (_, i) => Math.sin(i * k + (i % 8)));
+    const one = async function* () {
+      yield {
+        ids: Array.from({ length: rows }, (_, i) => `v${i}`),
+        sources: Array.from({ length: rows }, () => "howto100m"),
+        clips: Array.from({ length: rows }, () => 0),
+        starts: Array.from({ length: rows }, () => 0),
+        ends: Array.from({ length: rows }, () => 3.2),
+        vectors: { video_vt: vectors(1.3), text_vt: vectors(1.7) },
+      };
+    };
+    await writeEmbeddings(join(runs, "a", "embeddings.arrow"), { video_vt: 8, text_vt: 8 }, one());
     const out = join(dir, "report.html");
     const { stdout } = await promisify(execFile)(process.execPath, [
       "dist/bin/vatt.js",
@@ -285,6 +300,9 @@ describe("vatt report", () => {
     assert.ok((html.match(/<svg /g) ?? []).length >= 5);
     assert.ok(html.includes('data-series="loss"'));
     assert.ok(html.includes("decode") && html.includes("corrupt"), "the skip table");
+    assert.equal((html.match(/class="pt" data-kind="video"/g) ?? []).length, rows, "one video point per row");
+    assert.equal((html.match(/class="pt" data-kind="text"/g) ?? []).length, rows, "one text point per row");
+    assert.match(html, /positive video-text pairs \(12 pairs\)/);
     // nothing fetched from elsewhere: no src/href to a URL, no script
     assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//);
     assert.doesNotMatch(html, /<script/);
