@@ -25,7 +25,7 @@ import { streamSSE } from "hono/streaming";
 import { EmbeddingMapCache, type Labeller, type MapSpace, synthLabeller } from "./embedding-map.js";
 import { contentType, fileResponse, resolveInside, safeSegments, thumbnail } from "./files.js";
 import { readLinesFrom, type StepColumns } from "./metrics-file.js";
-import { findRuns, readRun } from "./runs.js";
+import { findRuns, type RunView, readRun } from "./runs.js";
 
 /** One search result: a window of a video file, with its similarity to the query. */
 export interface SearchHit {
@@ -89,10 +89,18 @@ export async function createServeApp(o: ServeOptions): Promise<Hono> {
     if (id !== "" && !safeSegments(id)) return undefined;
     return (await findRuns(o.runs)).includes(id) ? id : undefined;
   };
-  const runView = async (id: string) => {
-    const { view, columns: cols } = await readRun(o.runs, id, columns.get(id));
-    columns.set(id, cols);
-    return view;
+  // One read of a run at a time: two requests at once must not both append the same new lines to its columns.
+  const reading = new Map<string, Promise<unknown>>();
+  const runView = (id: string): Promise<RunView> => {
+    const next = (reading.get(id) ?? Promise.resolve())
+      .catch(() => {})
+      .then(async () => {
+        const { view, columns: cols } = await readRun(o.runs, id, columns.get(id));
+        columns.set(id, cols);
+        return view;
+      });
+    reading.set(id, next);
+    return next;
   };
   const embeddingFiles = async (): Promise<string[]> => {
     const files = new Set((o.embeddings ?? []).map((f) => resolve(f)));

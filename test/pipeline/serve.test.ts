@@ -136,6 +136,12 @@ describe("a run with a million logged steps", () => {
       last: Record<string, number>;
     };
     const firstMs = performance.now() - t;
+    // requests at once read the new lines once (no step counted twice)
+    await appendFile(file, `{"event":"step","step":${n + 1},"loss":0.5}\n`);
+    const together = (await Promise.all(
+      [1, 2, 3].map(async () => (await fetch(`${server.url}/api/run?id=huge`)).json()),
+    )) as { curves: { loss: { points: number } } }[];
+    for (const r of together) assert.equal(r.curves.loss.points, n + 1);
     t = performance.now();
     const second = await fetch(`${server.url}/api/run?id=huge`);
     const secondText = await second.text();
@@ -147,6 +153,8 @@ describe("a run with a million logged steps", () => {
     assert.equal(loss.last.at(-1), lastLoss);
     assert.equal(Math.max(...loss.max), maxLoss);
     assert.equal(body.last.loss, lastLoss);
+    // the first bucket's last value is the loss at its last step (buckets of consecutive points)
+    assert.equal(loss.last[0], lossAt(loss.step[0]));
     console.log(
       `1M-line metrics.jsonl: generated in ${generateSeconds.toFixed(1)} s; first /api/run ${firstMs.toFixed(0)} ms, ` +
         `next ${secondMs.toFixed(0)} ms, response ${(secondText.length / 1024).toFixed(0)} kB`,
