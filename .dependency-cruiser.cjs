@@ -59,7 +59,10 @@ module.exports = {
       comment:
         "library code does not import the benches or the tests (bin/fuzz.ts is the fuzzers' runner, a developer tool like bin/bench.ts)",
       severity: "error",
-      from: { path: "^(core|media|native|datasets|operators|model|sinks|pipeline|bin)/", pathNot: "^bin/fuzz\\.ts$" },
+      from: {
+        path: "^(core|media|native|datasets|operators|model|sinks|pipeline|bin)/",
+        pathNot: "^bin/fuzz\\.ts$",
+      },
       to: { path: "^(bench|test)/" },
     },
   ],

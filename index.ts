@@ -22,3 +22,14 @@ export {
   RunError,
   runPretraining,
 } from "./pipeline/pretrain.js";
+export { renderReport, writeReport } from "./pipeline/report.js";
+export {
+  createServeApp,
+  type RunningServer,
+  type SearchFunction,
+  type SearchHit,
+  type ServeOptions,
+  startServer,
+} from "./pipeline/serve/app.js";
+export { computeEmbeddingMap, type EmbeddingMap, type Labeller } from "./pipeline/serve/embedding-map.js";
+export { findRuns, type RunView, readRun } from "./pipeline/serve/runs.js";

@@ -13,7 +13,9 @@ import { modelInfoCommand } from "./commands/model-info.js";
 import { prepareCommand } from "./commands/prepare.js";
 import { pretrainCommand } from "./commands/pretrain.js";
 import { probeCommand } from "./commands/probe.js";
+import { reportCommand } from "./commands/report.js";
 import { searchCommand } from "./commands/search.js";
+import { serveCommand } from "./commands/serve.js";
 import { synthCommand } from "./commands/synth.js";
 import { vocabCommand } from "./commands/vocab.js";
 
@@ -38,6 +40,8 @@ const commands: Command[] = [
   exportCommand,
   indexCommand,
   searchCommand,
+  serveCommand,
+  reportCommand,
   modelInfoCommand,
 ];
 

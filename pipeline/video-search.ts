@@ -166,3 +166,19 @@ export async function searchVideos(o: SearchVideoOptions): Promise<{ hits: Searc
     await m.close();
   }
 }
+
+/** An index and the model that built it, opened once, answering many queries (what `vatt serve --index` uses). */
+export async function openVideoSearch(
+  indexDir: string,
+  model?: string,
+): Promise<{ search(text: string, k: number): Promise<SearchHit[]>; close(): Promise<void> }> {
+  const index = await openEmbeddingIndex(indexDir);
+  const m = await loadVatt(model ?? index.manifest.model.id);
+  return {
+    async search(text, k) {
+      const [q] = await m.embedText([text]);
+      return searchEmbeddingIndex(index, q.vt!, { k, column: "video_vt" });
+    },
+    close: () => m.close(),
+  };
+}
