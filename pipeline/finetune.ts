@@ -57,6 +57,8 @@ export interface FinetuneOptions {
   resume?: boolean;
   stop?: AbortSignal;
   log?: (line: string) => void;
+  /** Train only (tests). */
+  skipEval?: boolean;
 }
 
 export interface FinetuneResult {
@@ -270,7 +272,7 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneResult> {
     metrics.write({ event: "end", ...summary, losses: undefined, skips: skips.byReason() });
     const files = [join(runDir, "config.json"), join(runDir, "metrics.jsonl")];
     let report: ClassifierEvalReport | undefined;
-    if (summary.ended !== "stopped") {
+    if (summary.ended !== "stopped" && !o.skipEval) {
       const refs = await listRefs(task.test, config.eval.maxVideos);
       log(
         `vatt: evaluating ${refs.length} test ${o.modality === "audio" ? "clips" : "videos"} (${config.eval.windows} windows x ${o.modality === "video" ? config.eval.crops : 1} crops) ...`,
