@@ -13,7 +13,9 @@ export { createModel, disposeModel, type VattModel } from "./model/vatt.js";
 export { ConfigError, type PretrainConfig, readConfigFile, resolveConfig } from "./pipeline/config.js";
 export { type DemoOptions, runDemo } from "./pipeline/demo.js";
 export { type EmbedOptions, embedDataset } from "./pipeline/embed.js";
+export { type Embedding, loadVatt, type Vatt, type WindowEmbedding } from "./pipeline/embedder.js";
 export { type EvalReport, evaluateRetrieval } from "./pipeline/evaluate.js";
+export { exportOnnx } from "./pipeline/export.js";
 export {
   type PretrainResult,
   type PretrainRunOptions,

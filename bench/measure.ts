@@ -18,7 +18,7 @@ async function statCpuSeconds(pid: number | "self"): Promise<number> {
 /**
  * CPU seconds used so far by this process and everything under it (Linux): our own time, our reaped children's,
  * and each live child's own plus its reaped children's. The last part matters because ffmpeg runs under the
- * long-lived spawner process (pipeline/ffmpeg.ts), whose reaped children never show in our own cutime. CPU time is
+ * long-lived spawner process (media/ffmpeg.ts), whose reaped children never show in our own cutime. CPU time is
  * a cost other load on the machine does not distort, unlike wall time.
  */
 export async function processTreeCpuSeconds(): Promise<number> {

@@ -1,5 +1,5 @@
 /**
- * Training step time on the fast path (wasm + native matrix kernels + fused optimiser, model/kernels.ts) against the
+ * Training step time on the fast path (wasm + native matrix kernels + fused optimiser, model/fast/index.ts) against the
  * stock wasm backend, measured in one run in alternating blocks of steps (other processes share the cores):
  *
  * - the tiny preset (DropToken 0), `ratio` = stock / fast, and on the fast path DropToken 0/25/50/75 %;

@@ -64,7 +64,7 @@ const DEMO_SOURCES: SourceSpec = {
   gop: 30,
 };
 
-/** The demo's clip (sinks/demo.ts, tiny preset): 8 frames at 10 fps, short side 80 -> 64x64, 8192 samples. */
+/** The demo's clip (pipeline/demo.ts, tiny preset): 8 frames at 10 fps, short side 80 -> 64x64, 8192 samples. */
 const DEMO_DECODE = { frames: 8, fps: 10, shortSide: 80, sampleRate: 10_240, window: "start" } as const;
 const DEMO_AUGMENT = { outHeight: 64, outWidth: 64 };
 
@@ -153,7 +153,7 @@ function nullDecodeArgs(
 }
 
 /**
- * Runs ffmpeg alone the way ours runs (started by the spawner, pipeline/ffmpeg.ts), so both sides pay the same to
+ * Runs ffmpeg alone the way ours runs (started by the spawner, media/ffmpeg.ts), so both sides pay the same to
  * start a process: spawning straight from this process would cost it a fork that grows with its size.
  */
 async function runAlone(args: string[], file: string): Promise<void> {

@@ -39,6 +39,10 @@ const BENCHES: Record<string, { about: string; load: () => Promise<Bench> }> = {
     about: "a 500-step tiny pretraining run: examples/s, data-wait share, RSS and tensors at start and end",
     load: () => loadBench("train", "benchTrain"),
   },
+  search: {
+    about: "embedding search over 10k and 1M 256-d vectors: exact vs HNSW p50/p99 (ratio), recall@10, build",
+    load: () => loadBench("search", "benchSearch"),
+  },
 };
 
 function usage(): string {

@@ -35,7 +35,7 @@ export interface ClipRef {
   /** Known duration of the whole media file in seconds, if the dataset says so. */
   duration?: number;
   /**
-   * Position of this ref in its epoch's final order (after sharding and shuffling), set by pipeline/order.ts.
+   * Position of this ref in its epoch's final order (after sharding and shuffling), set by core/order.ts.
    * Resuming after it: `{ epoch, next: order + 1 }` (see `positionAfter`).
    */
   order?: number;
@@ -64,7 +64,7 @@ export interface Example {
   id: string;
   index: number;
   epoch: number;
-  /** The ref's place in its epoch's order (pipeline/order.ts), when it came through `orderedRefs`. */
+  /** The ref's place in its epoch's order (core/order.ts), when it came through `orderedRefs`. */
   order?: number;
   /** T x H x W x 3 in [-1, 1]. */
   video: Float32Array;

@@ -253,7 +253,7 @@ export function renderFrame(
   );
 }
 
-function fillShape(
+export function fillShape(
   out: Uint8Array,
   width: number,
   height: number,

@@ -236,7 +236,7 @@ async function encodeVideo(job: EncodeJob, scratch: string): Promise<void> {
 }
 
 /** Runs async jobs with at most `limit` at once, in order of submission. */
-async function runLimited<T>(
+export async function runLimited<T>(
   items: readonly T[],
   limit: number,
   work: (item: T) => Promise<void>,
@@ -270,7 +270,7 @@ async function encodeAll(videos: readonly SynthVideo[], o: SynthOptions, scratch
   });
 }
 
-function csvQuote(field: string): string {
+export function csvQuote(field: string): string {
   return /[",\n]/.test(field) ? `"${field.replace(/"/g, '""')}"` : field;
 }
 

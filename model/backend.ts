@@ -2,7 +2,7 @@
  * Chooses the TensorFlow.js engine: @tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node (both optional, loaded
  * by dynamic import only if installed), then WebAssembly, then the plain JavaScript cpu backend.
  *
- * On wasm the fast kernels (model/kernels.ts: native matrix products) are installed unless turned off with
+ * On wasm the fast kernels (model/fast/index.ts: native matrix products) are installed unless turned off with
  * `fastKernels: false` or VATT_FAST_KERNELS=0; when they cannot load, the stock kernels stay and the reason is
  * reported in `BackendInfo.fast`.
  */
@@ -35,7 +35,7 @@ export interface BackendInfo {
 export interface BackendOptions {
   /** Install the fast wasm kernels (default: on unless VATT_FAST_KERNELS=0). */
   fastKernels?: boolean;
-  /** Native threads of the fast kernels (default: VATT_THREADS, else model/kernels.ts's `fastThreads`). */
+  /** Native threads of the fast kernels (default: VATT_THREADS, else model/fast/index.ts's `fastThreads`). */
   threads?: number;
 }
 

@@ -1,6 +1,6 @@
 /**
  * The inference encoders of a VattModel as three standalone ONNX graphs (opset 17, model/onnx-graph.ts), each the
- * exact computation of model/train.ts `embed` for one modality: every token (no DropToken), no dropout, BatchNorm
+ * exact computation of model/step.ts `embed` for one modality: every token (no DropToken), no dropout, BatchNorm
  * with its moving statistics. Outputs are the common-space embeddings as `embed` returns them: NOT L2-normalised
  * (the loss and retrieval normalise), plus `pooled`, the backbone's aggregation-token feature.
  *

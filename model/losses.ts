@@ -9,7 +9,7 @@
  * given per caption [B, K]; a sample is valid when any of its captions is. With a mask that is constant over K
  * this is exactly the reference.
  *
- * On the fast path each loss is one kernel each way (model/js-kernels.ts): composed, the two losses of a step are
+ * On the fast path each loss is one kernel each way (model/fast/js-kernels.ts): composed, the two losses of a step are
  * ~120 kernels forward and ~200 backward on [B, D] tensors, nearly all engine bookkeeping.
  */
 import * as tf from "@tensorflow/tfjs";

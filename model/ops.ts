@@ -35,7 +35,7 @@ export interface BatchStats {
 }
 
 /**
- * x @ kernel (+ bias) over the last axis of any-rank x. One kernel each way on the fast path (model/kernels.ts
+ * x @ kernel (+ bias) over the last axis of any-rank x. One kernel each way on the fast path (model/fast/index.ts
  * `fusedDense`); composed from reshapes, a matMul and an add otherwise (~5 kernels forward, ~10 backward).
  */
 export function dense(x: tf.Tensor, kernel: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
@@ -70,7 +70,7 @@ export function rmsNorm(x: tf.Tensor, scale: tf.Tensor, eps: number): tf.Tensor 
 
 /**
  * Exact GELU (Keras' default, approximate = false): 0.5 x (1 + erf(x / sqrt 2)); one fused native kernel each
- * way on the fast path (model/kernels.ts), tfjs ops otherwise.
+ * way on the fast path (model/fast/index.ts), tfjs ops otherwise.
  */
 export function gelu(x: tf.Tensor): tf.Tensor {
   if (fusedOpsReady()) return fusedGelu(x);
@@ -88,7 +88,7 @@ export function dropoutWords(ctx: ForwardContext): [number, number, number, numb
 
 /**
  * Inverted dropout: x * mask, the mask 1 / (1 - rate) where a uniform draw is at least `rate`, else 0, the draws a
- * keyed hash of each element's index (`dropoutWords`; pipeline/native.ts `dropoutMask`). One native kernel each way
+ * keyed hash of each element's index (`dropoutWords`; native/kernels.ts `dropoutMask`). One native kernel each way
  * on the fast path (the backward pass draws the mask again); otherwise the mask is made (natively when built) and
  * multiplied. Made here rather than with tf.dropout, whose uniform draws (tf.randomUniform) are generated one by
  * one in JavaScript: ~7 ms of a 64 ms tiny step.

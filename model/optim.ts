@@ -20,9 +20,14 @@ export interface Schedule {
   totalSteps: number;
 }
 
-/** Linear warmup from 0 to lr, then cosine from lr to finalLr over the remaining steps; finalLr afterwards. */
+/**
+ * The reference's schedule (vatt/utils/train/schedules.py, warmup_learning_rate 0): linear warmup
+ * lr * step / warmupSteps (0 at step 0), then cosine from lr to finalLr over the remaining steps (finalLr 0: the
+ * half-cosine lr * (cos(pi * (step - warmup) / (total - warmup)) + 1) / 2); finalLr after totalSteps. `step` counts
+ * the updates already applied, as Keras' optimizer.iterations does.
+ */
 export function learningRate(s: Schedule, step: number): number {
-  if (step < s.warmupSteps) return (s.lr * (step + 1)) / s.warmupSteps;
+  if (step < s.warmupSteps) return (s.lr * step) / s.warmupSteps;
   const span = Math.max(1, s.totalSteps - s.warmupSteps);
   const progress = Math.min(1, (step - s.warmupSteps) / span);
   return s.finalLr + 0.5 * (s.lr - s.finalLr) * (1 + Math.cos(Math.PI * progress));

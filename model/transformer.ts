@@ -68,7 +68,7 @@ export function attend(
 /**
  * Multi-head attention on projections in their own layout: q, k, v [B, N, H * dh] -> [B, N, H * dh], i.e.
  * joinHeads(attend(splitHeads(q), splitHeads(k), splitHeads(v), ...)). One native kernel each way on the fast path
- * (model/kernels.ts `fusedAttention`: same dropout draws, no head transposes; a bias broadcasting to [B, H, N, N]
+ * (model/fast/index.ts `fusedAttention`: same dropout draws, no head transposes; a bias broadcasting to [B, H, N, N]
  * is spread to it), faster than the composed ops at every size measured (fwd + bwd: 8 x 65 tokens, 4 x 16 heads,
  * 1.5 vs 3.2 ms; 1 x 1568 tokens, 12 x 64 heads, 298 vs 395 ms); the composed ops otherwise.
  */
@@ -100,7 +100,7 @@ function linear(p: ParamMap, name: string, x: tf.Tensor): tf.Tensor {
 }
 
 /**
- * The block as one fused kernel each way (model/block-kernel.ts) when the fast path is on and the shapes fit, else
+ * The block as one fused kernel each way (model/fast/block-kernel.ts) when the fast path is on and the shapes fit, else
  * undefined. Draws the four dropout masks' words in the order the composed block draws them, so both give the
  * same result. `bias` broadcasts to [B, heads, N, N].
  */

@@ -1,5 +1,5 @@
 // GELU (exact: 0.5 x (1 + erf(x / sqrt 2)), Keras' default) and its derivative in one vectorised pass each, for the
-// wasm backend's fast path (model/kernels.ts): composed from tfjs ops they are ~5 kernels forward and ~10 backward,
+// wasm backend's fast path (model/fast/index.ts): composed from tfjs ops they are ~5 kernels forward and ~10 backward,
 // each a full pass over the MLP activations. erf is Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), the formula
 // tfjs's own erf kernels use; exp is a Cephes-style polynomial (~1 ulp) that the compiler can vectorise.
 #include "activations.h"

@@ -1,11 +1,11 @@
 // The core of multi-head attention, softmax(scale q k^T + bias) v with dropout on the probabilities, as one pass
-// each way for the wasm backend's fast path (model/kernels.ts). Composed from tfjs ops it is ~15 kernels forward
+// each way for the wasm backend's fast path (model/fast/index.ts). Composed from tfjs ops it is ~15 kernels forward
 // (head split and join transposes, two batched products, scale, bias, softmax, dropout) and ~30 backward, each a
 // pass over [B, H, N, N] or [B, N, D]; at the tiny preset's sizes (N <= 65, 16-wide heads) their calls cost more
 // than the arithmetic.
 //
 // q, k, v and the output stay in the projections' layout [B, N, H * dh], so no head transposes are needed. The
-// dropout mask is pipeline/native.ts dropoutMask's over the [B, H, N, N] probabilities (counter-based, element
+// dropout mask is native/kernels.ts dropoutMask's over the [B, H, N, N] probabilities (counter-based, element
 // index row-major), so the fused op gives the composed one's result, and the backward pass draws the same mask
 // again from the same words instead of keeping it. The backward pass also recomputes the probabilities
 // from q and k (as FlashAttention does) rather than keeping [B, H, N, N] per layer alive until then.

@@ -1,4 +1,4 @@
-// Node-API entry points of the native kernels (loaded by pipeline/native.ts). Arguments are checked here so
+// Node-API entry points of the native kernels (loaded by native/kernels.ts). Arguments are checked here so
 // that a wrong call throws a TypeError or RangeError instead of reading or writing out of bounds.
 #include <node_api.h>
 #include <stddef.h>

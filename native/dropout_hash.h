@@ -5,9 +5,9 @@
 // Dropout masks are counter-based: element i of a mask keyed by words k0..k2 (model/ops.ts dropoutWords) is kept
 // when hash(i) >= the rate's threshold. Each element is drawn on its own, so the loops vectorise (a sequential
 // generator cost ~1.5 ns per element, ~4 ms of a tiny training step) and a backward pass can draw any element
-// again. pipeline/native.ts `dropoutBits` is the same function in JavaScript.
+// again. native/kernels.ts `dropoutBits` is the same function in JavaScript.
 
-// murmur3's 32-bit finaliser (pipeline/random.ts fmix32).
+// murmur3's 32-bit finaliser (core/random.ts fmix32).
 static inline uint32_t fmix32(uint32_t x) {
   x ^= x >> 16;
   x *= 0x85ebca6bu;

@@ -2,10 +2,10 @@
  * The native builds of the hot loops (native/*.c, compiled by `npm run build` with node-gyp against Node's own
  * headers; AVX-512, AVX2 and baseline versions chosen when the library loads): per clip, the training video kernel
  * (crop.ts `cropResizeColour`) and the audio noise (audio.ts `addGaussianNoise`); per training step, dropout masks,
- * the fused optimiser pass (model/fast-optim.ts) and the GELU / LayerNorm / RMS norm / dropout / attention kernels of
- * the wasm fast path (model/kernels.ts). Each matches its JavaScript or tfjs reference within float rounding (test/pipeline/native.test.ts,
- * test/model/kernels.test.ts). A second library (native/jpeg, linked with the system's libjpeg-turbo) decodes a
- * region of a stored JPEG frame for the Parquet source (datasets/parquet-cut.ts), which otherwise uses sharp.
+ * the fused optimiser pass (model/fast/optim.ts) and the GELU / LayerNorm / RMS norm / dropout / attention kernels of
+ * the wasm fast path (model/fast/index.ts). Each matches its JavaScript or tfjs reference within float rounding (test/native/kernels.test.ts,
+ * test/model/fast/kernels.test.ts). A second library (native/jpeg, linked with the system's libjpeg-turbo) decodes a
+ * region of a stored JPEG frame for the Parquet source (operators/parquet-cut.ts), which otherwise uses sharp.
  *
  * Where no C compiler (or no libjpeg headers) was available at install, a library is missing and the JavaScript /
  * tfjs / sharp paths run; `nativeKernelStatus` and `jpegDecoderStatus` say which and why, and `VATT_NATIVE=0` turns

@@ -1,5 +1,5 @@
 // LayerNorm and RMS norm over the last axis, forward and backward, for the wasm backend's fast path
-// (model/kernels.ts): composed from tfjs ops each is ~8 kernels forward and ~20 backward. Row statistics are
+// (model/fast/index.ts): composed from tfjs ops each is ~8 kernels forward and ~20 backward. Row statistics are
 // recomputed in each pass (rows are short: the model width) rather than saved between kernels.
 #include "norms.h"
 

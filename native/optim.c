@@ -1,4 +1,4 @@
-// The fused optimiser update of model/fast-optim.ts in C: the global-norm pass and the Adam update over a
+// The fused optimiser update of model/fast/optim.ts in C: the global-norm pass and the Adam update over a
 // parameter, its slots and its gradient, in place on the wasm heap, vectorised by the compiler. A training run's
 // word table alone is 65,536 x 64 (tiny) to 65,536 x 300 entries, all updated every step by dense Adam.
 #include "optim.h"

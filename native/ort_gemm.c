@@ -1,4 +1,4 @@
-// Matrix products on ONNX Runtime's CPU library called from C (model/fast-onnx.ts): the same one-node sessions as
+// Matrix products on ONNX Runtime's CPU library called from C (model/fast/onnx-gemm.ts): the same one-node sessions as
 // through onnxruntime-node, without its JavaScript run path, which wraps every input and output in objects and
 // copies each output into a fresh ArrayBuffer (~12 MB a tiny training step, enough external memory for V8 to run
 // a full garbage collection every third step). Here inputs and the output are tensors over the caller's memory.

@@ -2,7 +2,7 @@
 #define VATT_SFC32_H
 #include <stdint.h>
 
-// pipeline/random.ts's generator (sfc32), so native loops draw the streams the JavaScript references draw.
+// core/random.ts's generator (sfc32), so native loops draw the streams the JavaScript references draw.
 struct sfc32 {
   uint32_t a, b, c, d;
 };

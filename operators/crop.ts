@@ -112,7 +112,9 @@ export function centreCropBox(
 
 /**
  * Evaluation 3-crop: the short side resized to the crop size, then squares at the start, centre and end of the long
- * side (left/centre/right for landscape, top/centre/bottom for portrait).
+ * side (left/centre/right for landscape, top/centre/bottom for portrait). The centre offset is the reference's
+ * (VATT multi_crop_image): round-half-even(long / 2 - floor(side / 2)), so a frame whose short side already is the
+ * crop size gets exactly the reference's pixels.
  */
 export function threeCropBoxes(width: number, height: number): [CropBox, CropBox, CropBox] {
   const side = Math.min(width, height);
@@ -120,8 +122,14 @@ export function threeCropBoxes(width: number, height: number): [CropBox, CropBox
     width >= height
       ? { x: offset, y: 0, width: side, height: side }
       : { x: 0, y: offset, width: side, height: side };
-  const room = Math.max(width, height) - side;
-  return [along(0), along(Math.floor(room / 2)), along(room)];
+  const long = Math.max(width, height);
+  return [along(0), along(roundHalfEven(long / 2 - Math.floor(side / 2))), along(long - side)];
+}
+
+/** tf.math.round: halves go to the even neighbour. */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /** Source sample positions and weights for one axis of a half-pixel-centred bilinear resize (TF2 / PyTorch). */

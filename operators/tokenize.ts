@@ -63,6 +63,11 @@ export class Vocabulary {
     return this.tokens.length;
   }
 
+  /** Whether the vocabulary holds this (already normalised) word. */
+  has(word: string): boolean {
+    return this.ids.has(word);
+  }
+
   /** The id of one (already normalised) word; `<unk>` when absent. */
   id(word: string): number {
     return this.ids.get(word) ?? UNK;

@@ -4,8 +4,8 @@
  * spaced clips (centre crops, as in evaluation); each clip is one row with its video (S_va, S_vt) and audio (S_va)
  * embeddings, and the text (S_vt) embedding of the caption nearest to it when the dataset has captions.
  */
-import { access, stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { access } from "node:fs/promises";
+import { join } from "node:path";
 import { nearestCaptions } from "../core/captions.js";
 import type { ClipRef, ClipSource } from "../core/records.js";
 import { SkipLog } from "../core/skips.js";
@@ -17,10 +17,17 @@ import { loadCheckpoint, readCheckpointInfo } from "../model/checkpoint.js";
 import { embed } from "../model/step.js";
 import { createModel, disposeModel } from "../model/vatt.js";
 import { loadVocabulary, tokenize, type Vocabulary } from "../operators/tokenize.js";
-import { latestCheckpoint } from "../sinks/checkpoints.js";
+import { resolveCheckpoint } from "../sinks/checkpoints.js";
 import { type EmbeddingBatch, writeEmbeddings } from "../sinks/embed-writer.js";
 import type { PretrainConfig } from "./config.js";
 import { evaluationViews } from "./stream.js";
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
 
 export type EmbedKind = "howto100m" | "audioset" | "manifest";
 
@@ -40,31 +47,6 @@ export interface EmbedOptions {
   batchSize?: number;
   skips?: SkipLog;
   onProgress?: (rows: number) => void;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
-}
-
-/** The model file a --checkpoint names, and the run directory around it (for vocab.txt and the config). */
-export async function resolveCheckpoint(path: string): Promise<{ file: string; runDir: string }> {
-  const info = await stat(path).catch(() => undefined);
-  if (!info)
-    throw new Error(
-      `checkpoint '${path}' does not exist: give a run directory, a checkpoint folder or a .safetensors file`,
-    );
-  if (info.isFile()) return { file: path, runDir: dirname(dirname(dirname(path))) };
-  if (await exists(join(path, "model.safetensors")))
-    return { file: join(path, "model.safetensors"), runDir: dirname(dirname(path)) };
-  const last = await latestCheckpoint(path);
-  if (!last)
-    throw new Error(
-      `'${path}' holds no checkpoint: give a run directory with checkpoints/, or a checkpoint folder`,
-    );
-  return { file: join(last.dir, "model.safetensors"), runDir: path };
 }
 
 function sourceFor(o: EmbedOptions, seconds: number, skips: SkipLog): ClipSource {

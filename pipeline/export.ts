@@ -24,12 +24,14 @@ import {
 import { encodeModel, IR_VERSION, OPSET } from "../model/onnx-graph.js";
 import { createModel, disposeModel, type VattModel } from "../model/vatt.js";
 import { BOS, EOS, loadVocabulary, PAD, UNK, type Vocabulary } from "../operators/tokenize.js";
+import { resolveCheckpoint } from "../sinks/checkpoints.js";
 import type { PretrainConfig } from "./config.js";
-import { resolveCheckpoint } from "./embed.js";
+import { MANIFEST } from "./encoders.js";
+
+export { MANIFEST };
 
 export const EXPORT_FORMATS = ["onnx"] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
-export const MANIFEST = "vatt-export.json";
 
 export interface ExportOptions {
   /** A run directory (its last checkpoint), a checkpoint folder, or a model .safetensors file. */

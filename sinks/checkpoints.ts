@@ -5,7 +5,7 @@
  * `keep` are kept.
  */
 import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 const FOLDER = /^step-(\d{9})$/;
 
@@ -107,4 +107,22 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The model file a --checkpoint names, and the run directory around it (for vocab.txt and the config). */
+export async function resolveCheckpoint(path: string): Promise<{ file: string; runDir: string }> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info)
+    throw new Error(
+      `checkpoint '${path}' does not exist: give a run directory, a checkpoint folder or a .safetensors file`,
+    );
+  if (info.isFile()) return { file: path, runDir: dirname(dirname(dirname(path))) };
+  if ((await stat(join(path, "model.safetensors")).catch(() => undefined))?.isFile())
+    return { file: join(path, "model.safetensors"), runDir: dirname(dirname(path)) };
+  const last = await latestCheckpoint(path);
+  if (!last)
+    throw new Error(
+      `'${path}' holds no checkpoint: give a run directory with checkpoints/, or a checkpoint folder`,
+    );
+  return { file: join(last.dir, "model.safetensors"), runDir: path };
 }

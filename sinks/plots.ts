@@ -20,7 +20,7 @@ export interface ChartOptions {
   logY?: boolean;
 }
 
-const escapeXml = (s: string): string =>
+export const escapeXml = (s: string): string =>
   s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 
 /** "Nice" tick values covering [lo, hi]: steps of 1, 2 or 5 times a power of ten. */

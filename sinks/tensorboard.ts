@@ -124,7 +124,7 @@ export function encodeEvent(e: TensorboardEvent): Uint8Array {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Tags from metrics.jsonl lines (see sinks/metrics.ts, sinks/train.ts and sinks/evaluate.ts for what they hold).
+// Tags from metrics.jsonl lines (see sinks/metrics.ts, sinks/training-loop.ts and pipeline/evaluate.ts for what they hold).
 
 /** Step-line fields grouped as TensorBoard groups tags: by the part before the first '/'. */
 const STEP_TAGS: Record<string, string> = {

@@ -1,5 +1,5 @@
 /**
- * A whole pre-norm Transformer block as one kernel each way, for the fast path (model/kernels.ts registers them;
+ * A whole pre-norm Transformer block as one kernel each way, for the fast path (model/fast/index.ts registers them;
  * model/transformer.ts and model/text.ts call `fusedEncoderBlock` through there):
  *
  *   h = norm1(x); q, k, v = h Wq, h Wk, h Wv (+ biases); a = attention(q, k, v, bias) with dropout

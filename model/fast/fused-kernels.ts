@@ -1,8 +1,8 @@
 /**
  * Fused ops of the fast path, one kernel each way: GELU, LayerNorm, RMS norm, dropout and the attention core
  * (softmax(scale q k^T + bias) v per head; native/activations.c, norms.c, dropout.c, attention.c), dense layers,
- * the contrastive loss and training BatchNorm (model/js-kernels.ts), and whole encoder blocks
- * (model/block-kernel.ts). Composed from tfjs ops they are ~2 to ~25 kernels forward and ~2 to ~35 backward, each
+ * the contrastive loss and training BatchNorm (model/fast/js-kernels.ts), and whole encoder blocks
+ * (model/fast/block-kernel.ts). Composed from tfjs ops they are ~2 to ~25 kernels forward and ~2 to ~35 backward, each
  * an engine call and a pass over the activations. The kernels exist for 'wasm' only while the fast path is on;
  * model/ops.ts asks `fusedOpsReady` before using them. Their gradients are registered once (the registry is
  * global) and only run where they do.
@@ -200,7 +200,7 @@ function denseKernel(name: string, native: NativeModel): tf.KernelFunc {
 
 /**
  * The contrastive loss (video [B, D], text [B * K, D], mask [B, K] -> scalar) and its gradient (-> dVideo, dText),
- * as loops over the heap (model/js-kernels.ts) with the similarity products on the native GEMM.
+ * as loops over the heap (model/fast/js-kernels.ts) with the similarity products on the native GEMM.
  */
 function contrastiveKernel(backward: boolean): tf.KernelFunc {
   return ({ inputs, backend, attrs }) => {
@@ -232,7 +232,7 @@ function contrastiveKernel(backward: boolean): tf.KernelFunc {
 
 /**
  * Training-mode BatchNorm of x [B, C] -> [y, batch mean, batch variance], and its gradient from the three outputs'
- * (x, gamma, dy, dMean, dVariance -> dx, dGamma, dBeta), as loops over the heap (model/js-kernels.ts).
+ * (x, gamma, dy, dMean, dVariance -> dx, dGamma, dBeta), as loops over the heap (model/fast/js-kernels.ts).
  */
 function batchNormKernel(backward: boolean): tf.KernelFunc {
   return ({ inputs, backend, attrs }) => {
@@ -285,7 +285,7 @@ function batchNormKernel(backward: boolean): tf.KernelFunc {
   };
 }
 
-/** The whole encoder block (model/block-kernel.ts), forward or backward. */
+/** The whole encoder block (model/fast/block-kernel.ts), forward or backward. */
 function blockKernel(native: NativeModel, backward: boolean): tf.KernelFunc {
   return ({ inputs, backend, attrs }) => {
     if (!installed.gemm) throw new Error("VattBlock: the native GEMM is not loaded");

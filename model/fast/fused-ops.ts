@@ -85,7 +85,7 @@ export interface EncoderBlockOptions {
 }
 
 /**
- * A whole pre-norm encoder block (model/block-kernel.ts) as one kernel each way: x [B, N, d] -> [B, N, d].
+ * A whole pre-norm encoder block (model/fast/block-kernel.ts) as one kernel each way: x [B, N, d] -> [B, N, d].
  * `weights` holds the inputs `blockInputNames` lists besides x and bias. Only when `fusedOpsReady()`.
  */
 export function fusedEncoderBlock(
@@ -151,7 +151,7 @@ export function tensorWrittenInPlace(
   return (tf.engine() as unknown as EngineInternals).makeTensorFromTensorInfo(info, backend);
 }
 
-/** Inverted dropout with the mask of `words` (pipeline/native.ts dropoutMask) as one kernel each way. */
+/** Inverted dropout with the mask of `words` (native/kernels.ts dropoutMask) as one kernel each way. */
 export function fusedDropout(x: tf.Tensor, rate: number, words: number[]): tf.Tensor {
   return tf.engine().runKernel(FUSED.dropout, { x }, { rate, words }) as tf.Tensor;
 }

@@ -38,7 +38,7 @@ export interface FastKernelsInfo {
   /** True when the native matrix kernels are registered for the wasm backend. */
   enabled: boolean;
   /**
-   * True when the fused in-place optimiser update (model/fast-optim.ts) is on: whenever the fast path was asked
+   * True when the fused in-place optimiser update (model/fast/optim.ts) is on: whenever the fast path was asked
    * for on wasm, even if the native library is missing (it needs none).
    */
   fusedOptimizer: boolean;
@@ -52,7 +52,7 @@ export interface FastKernelsInfo {
   reason?: string;
   /** onnxruntime-node's version, when used. */
   version?: string;
-  /** How products reach ONNX Runtime (model/fast-onnx.ts `OnnxGemm.caller`), when used. */
+  /** How products reach ONNX Runtime (model/fast/onnx-gemm.ts `OnnxGemm.caller`), when used. */
   caller?: OnnxGemm["caller"];
 }
 

@@ -1,5 +1,5 @@
 /**
- * Kernels written as plain loops over Float32Arrays, for the fast path's fused ops (model/kernels.ts): the
+ * Kernels written as plain loops over Float32Arrays, for the fast path's fused ops (model/fast/index.ts): the
  * contrastive loss and training-mode BatchNorm. Their tensors are small ([B, D] embeddings), so composed from tfjs
  * ops they are mostly engine bookkeeping: ~120 kernels forward and ~200 backward for the two losses of a step, ~12
  * and ~25 for each BatchNorm. Each function here is the exact math of the composed form (model/losses.ts,
@@ -7,7 +7,7 @@
  */
 import type { OnnxGemm } from "./onnx-gemm.js";
 
-/** op(A) @ op(B) into out (model/fast-onnx.ts `OnnxGemm.matmul`, rank-2 operands here). */
+/** op(A) @ op(B) into out (model/fast/onnx-gemm.ts `OnnxGemm.matmul`, rank-2 operands here). */
 export type MatMul = OnnxGemm["matmul"];
 
 /** A masked similarity's offset (model/losses.ts LARGE). */

@@ -260,7 +260,7 @@ function gatherKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; a
 
 /**
  * Which rows of a row scatter's output (by its data id) can be non-zero: ascending and distinct, for the fused
- * optimiser (model/fast-optim.ts), which then reads only those rows of a word table's gradient. Entries go with
+ * optimiser (model/fast/optim.ts), which then reads only those rows of a word table's gradient. Entries go with
  * the data they describe.
  */
 const scatteredRows = new WeakMap<object, { rows: Int32Array; width: number }>();

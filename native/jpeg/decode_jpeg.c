@@ -1,4 +1,4 @@
-// JPEG -> RGB for the Parquet training source (datasets/parquet-cut.ts), with libjpeg-turbo: only the region the
+// JPEG -> RGB for the Parquet training source (operators/parquet-cut.ts), with libjpeg-turbo: only the region the
 // clip's crop needs is decoded (jpeg_crop_scanline for the columns, jpeg_skip_scanlines above it, and the rows
 // below it are never read), straight into the clip's frame buffer. Same library and settings as sharp's decoder
 // (islow DCT, fancy upsampling), so the pixels are those of the whole frame, cropped (tested).

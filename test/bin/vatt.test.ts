@@ -46,10 +46,25 @@ describe("vatt", () => {
     assert.equal(badFlag.stderr.trim().split("\n").length, 1);
     const badKind = vatt("synth", "--kind", "kinetics", "--out", join(dir, "x"));
     assert.equal(badKind.code, 2);
-    assert.match(badKind.stderr, /--kind must be one of howto100m, audioset, got 'kinetics'/);
+    assert.match(
+      badKind.stderr,
+      /--kind must be one of howto100m, audioset, ucf101, hmdb51, esc50, msrvtt, youcook2, images, got 'kinetics'/,
+    );
     const badNumber = vatt("synth", "--kind", "howto100m", "--out", join(dir, "x"), "--videos", "many");
     assert.equal(badNumber.code, 2);
     assert.match(badNumber.stderr, /--videos must be an integer/);
+  });
+
+  it("writes a downstream synthetic dataset, and says how many files a layout needs", async () => {
+    const out = join(dir, "esc50");
+    const r = vatt("synth", "--kind", "esc50", "--videos", "8", "--seed", "2", "--out", out);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^wrote esc50 dataset to .*esc50: 8 media files, [\d.]+ s$/m);
+    const csv = (await readFile(join(out, "meta", "esc50.csv"), "utf8")).trim().split("\n");
+    assert.equal(csv.length, 9);
+    const few = vatt("synth", "--kind", "ucf101", "--videos", "3", "--out", join(dir, "ucf"));
+    assert.equal(few.code, 1);
+    assert.match(few.stderr, /--videos 3 leaves classes empty; give at least 8/);
   });
 
   it("shows help for each subcommand", () => {

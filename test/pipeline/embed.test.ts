@@ -6,8 +6,9 @@ import { after, before, describe, it } from "node:test";
 import { tableFromIPC } from "apache-arrow";
 import { synthesizeDataset } from "../../datasets/synth.js";
 import { resolveConfig } from "../../pipeline/config.js";
-import { embedDataset, resolveCheckpoint } from "../../pipeline/embed.js";
+import { embedDataset } from "../../pipeline/embed.js";
 import { runPretraining } from "../../pipeline/pretrain.js";
+import { resolveCheckpoint } from "../../sinks/checkpoints.js";
 
 let dir: string;
 before(async () => {

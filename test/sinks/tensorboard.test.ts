@@ -27,7 +27,7 @@ import {
 } from "./tfevents-reader.js";
 
 // ---------------------------------------------------------------------------------------------------------------
-// A metrics.jsonl as a run writes it (sinks/pretrain.ts, sinks/train.ts, sinks/evaluate.ts).
+// A metrics.jsonl as a run writes it (pipeline/pretrain.ts, sinks/training-loop.ts, pipeline/evaluate.ts).
 
 const t0 = Date.parse("2026-12-03T08:00:00.000Z");
 const at = (seconds: number) => new Date(t0 + seconds * 1000).toISOString();
