@@ -12,6 +12,7 @@
  */
 import { access, readdir } from "node:fs/promises";
 import { join } from "node:path";
+import { synthesizeDownstream } from "../datasets/synth-downstream.js";
 import type { Figures } from "./classify-eval.js";
 import { demoConfig, ensureDemoData } from "./demo.js";
 import { runFinetune } from "./finetune.js";
@@ -74,11 +75,6 @@ async function ensureDownstream(
   for (const kind of ["ucf101", "esc50"] as const) {
     if (await exists(join(dirs[kind], "synth.json"))) continue;
     log(`vatt demo: writing a synthetic ${kind} dataset to ${dirs[kind]} ...`);
-    // datasets/synth-downstream.ts (vatt synth --kind ucf101|esc50), loaded by name when it is needed.
-    const module = "../datasets/synth-downstream.js";
-    const { synthesizeDownstream } = (await import(module)) as {
-      synthesizeDownstream: (o: { kind: string; out: string; seed: number }) => Promise<unknown>;
-    };
     await synthesizeDownstream({ kind, out: dirs[kind], seed: 3 });
   }
   return dirs;

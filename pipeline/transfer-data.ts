@@ -32,8 +32,8 @@ import { stackExamples } from "../operators/batch.js";
 import { defaultInceptionCrop } from "../operators/crop.js";
 import { chooseWindowStart, type DecodeOptions, probeCached } from "../operators/decode.js";
 import { temporalWindows } from "../operators/eval-views.js";
+import { resolveCheckpoint } from "../sinks/checkpoints.js";
 import type { PretrainConfig } from "./config.js";
-import { resolveCheckpoint } from "./embed.js";
 import { RunError } from "./pretrain.js";
 import { evaluationViews, pretrainingExamples, recordDecodeSkip } from "./stream.js";
 
