@@ -6,9 +6,12 @@ import { setFlagsFromString } from "node:v8";
 import { type Command, helpText, parseCommandArgs, UserError } from "./cli.js";
 import { demoCommand } from "./commands/demo.js";
 import { embedCommand } from "./commands/embed.js";
+import { evaluateCommand } from "./commands/evaluate.js";
 import { exportCommand } from "./commands/export.js";
+import { finetuneCommand } from "./commands/finetune.js";
 import { indexCommand } from "./commands/index-videos.js";
 import { inspectCommand } from "./commands/inspect.js";
+import { linearEvalCommand } from "./commands/linear-eval.js";
 import { modelInfoCommand } from "./commands/model-info.js";
 import { prepareCommand } from "./commands/prepare.js";
 import { pretrainCommand } from "./commands/pretrain.js";
@@ -31,6 +34,9 @@ setFlagsFromString("--heap-growing-percent=200");
 const commands: Command[] = [
   demoCommand,
   pretrainCommand,
+  finetuneCommand,
+  linearEvalCommand,
+  evaluateCommand,
   prepareCommand,
   probeCommand,
   synthCommand,

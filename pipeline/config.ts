@@ -12,7 +12,7 @@ type Field =
   | { kind: "optional-string"; help: string }
   | { kind: "boolean"; default: boolean; help: string };
 
-type Schema = { [key: string]: Field | Schema };
+export type Schema = { [key: string]: Field | Schema };
 
 const isField = (x: Field | Schema): x is Field => typeof (x as Field).kind === "string";
 
@@ -216,7 +216,7 @@ export const PRETRAIN_SCHEMA = {
 } as const satisfies Schema;
 
 /** The value type a schema describes. */
-type ValueOf<S> = S extends { kind: "number" }
+export type ValueOf<S> = S extends { kind: "number" }
   ? number
   : S extends { kind: "string" }
     ? string
@@ -370,6 +370,16 @@ export function resolveConfig(...layers: unknown[]): PretrainConfig {
     );
   }
   return c;
+}
+
+/**
+ * Defaults of any schema (e.g. the fine-tuning one) overridden by each layer in order; keys and values checked as
+ * for pretraining. Cross-key rules are the caller's.
+ */
+export function resolveSchema<S extends Schema>(schema: S, ...layers: unknown[]): ValueOf<S> {
+  let config = defaultsOf(schema);
+  for (const layer of layers) config = merge(schema, config, undotted(layer), "");
+  return config as ValueOf<S>;
 }
 
 /** {"train.steps": 5} -> {train: {steps: 5}}; nested objects pass through. */

@@ -64,8 +64,13 @@ export function progressLine(m: StepMetrics, totalSteps: number, secondsPerStep:
   const eta = (totalSteps - m.step) * secondsPerStep;
   const skipped =
     m.skippedExamples + m.skippedSteps > 0 ? ` skipped ${m.skippedExamples} ex/${m.skippedSteps} steps` : "";
+  // A fine-tuning step has no NCE / MIL-NCE parts (NaN).
+  const parts =
+    Number.isFinite(m.nce) || Number.isFinite(m.milNce)
+      ? ` (nce ${m.nce.toFixed(4)} mil-nce ${m.milNce.toFixed(4)})`
+      : "";
   return (
-    `step ${m.step}/${totalSteps} loss ${m.loss.toFixed(4)} (nce ${m.nce.toFixed(4)} mil-nce ${m.milNce.toFixed(4)}) ` +
+    `step ${m.step}/${totalSteps} loss ${m.loss.toFixed(4)}${parts} ` +
     `lr ${m.lr.toExponential(2)} ${m.examplesPerSecond.toFixed(1)} ex/s data-wait ${(100 * m.dataWaitShare).toFixed(0)}% ` +
     `eta ${duration(eta)}${skipped}`
   );

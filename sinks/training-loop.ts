@@ -13,7 +13,7 @@ import type { Batch } from "../core/records.js";
 import type { SkipLog } from "../core/skips.js";
 import { saveCheckpoint } from "../model/checkpoint.js";
 import type { Optimizer } from "../model/optim.js";
-import { trainStep } from "../model/step.js";
+import { type StepResult, trainStep } from "../model/step.js";
 import type { VattModel } from "../model/vatt.js";
 import { CheckpointWriteError, saveCheckpointFolder } from "./checkpoints.js";
 import { type MetricsLog, ProgressLine, progressLine, type StepMetrics } from "./metrics.js";
@@ -50,6 +50,11 @@ export interface TrainLoopOptions {
   progress?: ProgressLine;
   /** Called after every step (tests, benchmarks). */
   onStep?: (m: StepMetrics) => void;
+  /**
+   * The optimisation step on one batch (default: VATT's NCE + MIL-NCE `trainStep`). Fine-tuning passes its own;
+   * a step without NCE / MIL-NCE parts reports them as NaN.
+   */
+  step?: (batch: Batch) => StepResult;
 }
 
 export interface TrainSummary {
@@ -136,7 +141,9 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainSummary
       }
       const { batch } = next.value;
       const computeStart = performance.now();
-      const r = trainStep(o.model, o.optimizer, batch, { seed: o.seed, lambda: o.lambda });
+      const r = o.step
+        ? o.step(batch)
+        : trainStep(o.model, o.optimizer, batch, { seed: o.seed, lambda: o.lambda });
       summary.computeSeconds += (performance.now() - computeStart) / 1000;
       position = next.value.position;
       summary.examples += batch.size;
