@@ -90,7 +90,7 @@ function benchBatch(c: ModelConfig): Batch {
   };
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
@@ -123,7 +123,7 @@ function matmulGflops(n: number, repeats: number): number {
 }
 
 /** GFLOP/s of the native GEMM alone on n^3 (no tfjs in the loop), best of the shapes a step uses. */
-function nativeGemmGflops(n: number, repeats: number): number | undefined {
+export function nativeGemmGflops(n: number, repeats: number): number | undefined {
   const g = fastGemm();
   if (!g) return undefined;
   const a = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);

@@ -31,6 +31,11 @@ const BENCHES: Record<string, { about: string; load: () => Promise<Bench> }> = {
     about: "training input from Parquet shards vs raw video (ratio), prepare clips/s, RSS while writing",
     load: () => loadBench("parquet", "benchParquet"),
   },
+  embed: {
+    about:
+      "BBS video backbone inference forward at 32x224x224: clips/s and GFLOP/s as a share of the GEMM (gemmFraction)",
+    load: () => loadBench("embed", "benchEmbed"),
+  },
   cli: {
     about: "start-up time of 'vatt --help' and 'vatt probe FILE' (median of several runs) against bare node",
     load: () => loadBench("cli", "benchCli"),

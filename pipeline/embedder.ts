@@ -169,15 +169,15 @@ export async function loadVatt(path: string, opts: { vocab?: string } = {}): Pro
         const e = await enc.video(video, part.length);
         normaliseRows(e.va, g.vaDim);
         normaliseRows(e.vt, g.vtDim);
-        part.forEach((w, k) =>
+        for (const [k, w] of part.entries()) {
           out.push({
             modality: "video",
             start: w.start,
             end: Math.min(w.end, ref.end),
             va: e.va.slice(k * g.vaDim, (k + 1) * g.vaDim),
             vt: e.vt.slice(k * g.vtDim, (k + 1) * g.vtDim),
-          }),
-        );
+          });
+        }
       }
       return out;
     },
@@ -206,7 +206,7 @@ export async function loadVatt(path: string, opts: { vocab?: string } = {}): Pro
         }
       }
       const ids = new Int32Array(texts.length * g.words);
-      texts.forEach((t, i) => tokenize(t, enc.vocabulary!, g.words, ids, i * g.words));
+      for (const [i, t] of texts.entries()) tokenize(t, enc.vocabulary!, g.words, ids, i * g.words);
       const vt = normaliseRows(await enc.text(ids, texts.length), g.vtDim);
       return texts.map((_, i) => ({ modality: "text", vt: vt.slice(i * g.vtDim, (i + 1) * g.vtDim) }));
     },

@@ -131,7 +131,7 @@ async function windowsOf(m: Vatt, file: string, hop: number | undefined, skips: 
 
 function concat(rows: Float32Array[], d: number): Float32Array {
   const out = new Float32Array(rows.length * d);
-  rows.forEach((r, i) => out.set(r, i * d));
+  for (const [i, r] of rows.entries()) out.set(r, i * d);
   return out;
 }
 

@@ -37,11 +37,11 @@ export const searchCommand: Command = {
       return 0;
     }
     console.log(`query '${query}' (words the model knows: ${known.join(" ")})`);
-    hits.forEach((h, i) =>
+    for (const [i, h] of hits.entries()) {
       console.log(
         `${String(i + 1).padStart(3)}. ${h.score.toFixed(3)}  ${h.file}  ${clock(h.start)}-${clock(h.end)}`,
-      ),
-    );
+      );
+    }
     return 0;
   },
 };

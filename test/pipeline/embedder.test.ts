@@ -73,7 +73,7 @@ describe("loadVatt: the embedding API", () => {
     assert.ok(maxAbsDiff(sa.va!, sb.va!) < 1e-4);
     const texts = ["slice the tomato", "the dog runs", "tomato"];
     const [ta, tb] = [await onnx.embedText(texts), await tfjs.embedText(texts)];
-    ta.forEach((t, i) => assert.ok(maxAbsDiff(t.vt!, tb[i].vt!) < 1e-4, texts[i]));
+    for (const [i, t] of ta.entries()) assert.ok(maxAbsDiff(t.vt!, tb[i].vt!) < 1e-4, texts[i]);
     // Audio meets video in S_va; audio and text share no space.
     assert.ok(Math.abs(onnx.similarity(a, sa)) <= 1 + 1e-6);
     assert.throws(() => onnx.similarity(sa, ta[0]), /share no common space/);
@@ -85,9 +85,9 @@ describe("loadVatt: the embedding API", () => {
     const windows = await m.embedVideoWindows(clip);
     // 3 s of video, 0.8 s clips (8 frames at 10 fps): windows at 0, 0.8, 1.6 (a 4th would start past 3 - 0.8).
     assert.equal(windows.length, 3);
-    [0, 0.8, 1.6].forEach((s, k) =>
-      assert.ok(Math.abs(windows[k].start - s) < 1e-9, `window ${k} at ${s} s`),
-    );
+    for (const [k, s] of [0, 0.8, 1.6].entries()) {
+      assert.ok(Math.abs(windows[k].start - s) < 1e-9, `window ${k} at ${s} s`);
+    }
     const whole = await m.embedVideo(clip, { windows: 1, start: 0.8, end: 1.6 });
     assert.ok(maxAbsDiff(whole.vt!, windows[1].vt!) < 1e-5, "a window alone = that window embedded");
     await m.close();
