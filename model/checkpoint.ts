@@ -105,27 +105,72 @@ export async function readCheckpointInfo(file: string): Promise<CheckpointInfo> 
 }
 
 /**
- * Keys' cubic convolution (a = -0.5) resampling of rows: [n, d] -> [m, d], sampling at the centres of m equal
- * cells over the n old cells, edges clamped. m = n gives the table back unchanged.
+ * Resizes a positional table [n, d] -> [m, d] as the reference does: per column, a cubic spline through the points
+ * (i / n, row i), i < n (not-a-knot ends, as scipy's interp1d(kind="cubic")), read at j / m, j < m; a point past the
+ * last knot follows the last piece. m = n gives the table back unchanged; n < 4 fits the polynomial through the
+ * points (a line, a parabola).
  */
 export function resizeRowsCubic(rows: Float32Array, n: number, d: number, m: number): Float32Array {
   if (m === n) return rows.slice();
+  const h = 1 / n;
+  // Second derivatives at the knots, per column: A M = r, the same A for every column.
+  const second = new Float64Array(n * d);
+  if (n >= 4) {
+    const a = Array.from({ length: n }, () => new Float64Array(n));
+    const rhs = Array.from({ length: n }, () => new Float64Array(d));
+    a[0][0] = 1;
+    a[0][1] = -2;
+    a[0][2] = 1; // not-a-knot: the third derivative is continuous at knot 1
+    a[n - 1][n - 3] = 1;
+    a[n - 1][n - 2] = -2;
+    a[n - 1][n - 1] = 1; // and at knot n - 2
+    for (let i = 1; i < n - 1; i++) {
+      a[i][i - 1] = 1;
+      a[i][i] = 4;
+      a[i][i + 1] = 1;
+      for (let c = 0; c < d; c++)
+        rhs[i][c] = (6 * (rows[(i + 1) * d + c] - 2 * rows[i * d + c] + rows[(i - 1) * d + c])) / (h * h);
+    }
+    // Gaussian elimination with partial pivoting (n is a table length: tens).
+    for (let col = 0; col < n; col++) {
+      let pivot = col;
+      for (let r = col + 1; r < n; r++) if (Math.abs(a[r][col]) > Math.abs(a[pivot][col])) pivot = r;
+      [a[col], a[pivot]] = [a[pivot], a[col]];
+      [rhs[col], rhs[pivot]] = [rhs[pivot], rhs[col]];
+      for (let r = col + 1; r < n; r++) {
+        const f = a[r][col] / a[col][col];
+        if (f === 0) continue;
+        for (let k = col; k < n; k++) a[r][k] -= f * a[col][k];
+        for (let c = 0; c < d; c++) rhs[r][c] -= f * rhs[col][c];
+      }
+    }
+    for (let r = n - 1; r >= 0; r--) {
+      for (let c = 0; c < d; c++) {
+        let v = rhs[r][c];
+        for (let k = r + 1; k < n; k++) v -= a[r][k] * second[k * d + c];
+        second[r * d + c] = v / a[r][r];
+      }
+    }
+  } else if (n === 3) {
+    for (let c = 0; c < d; c++) {
+      const curvature = (rows[2 * d + c] - 2 * rows[d + c] + rows[c]) / (h * h);
+      for (let i = 0; i < 3; i++) second[i * d + c] = curvature;
+    }
+  }
   const out = new Float32Array(m * d);
-  const weight = (x: number): number => {
-    const a = -0.5;
-    const t = Math.abs(x);
-    if (t <= 1) return (a + 2) * t ** 3 - (a + 3) * t ** 2 + 1;
-    if (t < 2) return a * t ** 3 - 5 * a * t ** 2 + 8 * a * t - 4 * a;
-    return 0;
-  };
   for (let j = 0; j < m; j++) {
-    const x = ((j + 0.5) * n) / m - 0.5;
-    const base = Math.floor(x);
-    for (let k = -1; k <= 2; k++) {
-      const src = Math.min(n - 1, Math.max(0, base + k));
-      const w = weight(x - (base + k));
-      if (w === 0) continue;
-      for (let c = 0; c < d; c++) out[j * d + c] += w * rows[src * d + c];
+    const x = j / m;
+    const k = Math.max(0, Math.min(n - 2, Math.floor(x / h)));
+    const t = x - k * h;
+    for (let c = 0; c < d; c++) {
+      if (n === 1) {
+        out[j * d + c] = rows[c];
+        continue;
+      }
+      const [y0, y1] = [rows[k * d + c], rows[(k + 1) * d + c]];
+      const [m0, m1] = [second[k * d + c], second[(k + 1) * d + c]];
+      const slope = (y1 - y0) / h - (h * (2 * m0 + m1)) / 6;
+      out[j * d + c] = y0 + slope * t + (m0 / 2) * t * t + ((m1 - m0) / (6 * h)) * t * t * t;
     }
   }
   return out;

@@ -113,14 +113,21 @@ test("safetensors encode/decode round trip keeps dtypes, shapes, values and meta
   assert.deepEqual(Array.from(d.tensors.a.data), [0.5, -1]);
 });
 
-test("positional tables are resized by cubic interpolation when the input grid changes (14 -> 20)", async () => {
-  const rows = Float32Array.from({ length: 14 * 2 }, (_, i) => (i % 2 === 0 ? 3 : Math.floor(i / 2)));
+test("positional tables are resized by a cubic spline over i / n when the input grid changes (14 -> 20)", async () => {
+  // A spline with not-a-knot ends reproduces any cubic exactly, past the last knot too: column 0 is a constant,
+  // column 1 the cubic f(x) = 2 - x + 3x^2 - 5x^3 sampled at x = i / 14 and read back at x = j / 20.
+  const f = (x: number) => 2 - x + 3 * x * x - 5 * x ** 3;
+  const rows = Float32Array.from({ length: 14 * 2 }, (_, i) => (i % 2 === 0 ? 3 : f(Math.floor(i / 2) / 14)));
   const resized = resizeRowsCubic(rows, 14, 2, 20);
   assert.equal(resized.length, 40);
-  for (let j = 0; j < 20; j++)
+  for (let j = 0; j < 20; j++) {
     assert.ok(Math.abs(resized[j * 2] - 3) < 1e-5, "a constant column stays constant");
-  // A linear ramp stays linear in the interior: centre-aligned sampling x = (j + 0.5) * 14/20 - 0.5.
-  for (let j = 3; j < 17; j++) assert.ok(Math.abs(resized[j * 2 + 1] - ((j + 0.5) * 0.7 - 0.5)) < 1e-4);
+    assert.ok(Math.abs(resized[j * 2 + 1] - f(j / 20)) < 1e-4, `the cubic at ${j}/20`);
+  }
+  // Not every smooth column is a cubic: a sine is followed closely, not exactly.
+  const sine = Float32Array.from({ length: 14 }, (_, i) => Math.sin((2 * Math.PI * i) / 14));
+  const spline = resizeRowsCubic(sine, 14, 1, 20);
+  for (let j = 0; j < 19; j++) assert.ok(Math.abs(spline[j] - Math.sin((2 * Math.PI * j) / 20)) < 5e-3);
   assert.deepEqual(resizeRowsCubic(rows, 14, 2, 14), rows);
 
   const small = tinyTestConfig(smallGeometry);
