@@ -40,6 +40,7 @@ import {
   defaultDecodeOptions,
   effectiveFrameRate,
 } from "./decode-options.js";
+import { decodeStill, isStillImage } from "./decode-still.js";
 
 // The operator's face: its options and clip arithmetic live in decode-options.ts, the ffmpeg process decoder in
 // decode-ffmpeg.ts, the looping of short clips in decode-loop.ts.
@@ -138,6 +139,7 @@ export async function decodeClip(
   call: DecodeCall = {},
 ): Promise<DecodedClip> {
   const opts = { ...defaultDecodeOptions, ...options };
+  if (isStillImage(ref.path)) return decodeStill(ref, opts);
   const seconds = clipSeconds(opts);
   const windowRng = () => randomFor(opts.seed, ref.epoch, ref.index, "window");
   // libav reads regular files only: opening a FIFO or a device can block its thread for good, where a hung ffmpeg

@@ -454,9 +454,26 @@ export async function* trainingBatches(
     resume: o.resume,
   });
   const s = o.settings;
+  // A split whose every clip fails would otherwise be read pass after pass forever: after two whole passes
+  // without one example (the first pass's length counted as it goes), the run stops and says why.
+  let sinceExample = 0;
+  let passLength = 0;
+  const watched = async function* (): AsyncGenerator<ClipRef> {
+    for await (const ref of refs) {
+      if (ref.epoch === 0) passLength++;
+      if (++sinceExample > 2 * passLength + s.concurrency + s.buffer && ref.epoch > 0) {
+        const last = o.skips.lastEvents().at(-1)?.message ?? "no message";
+        throw new RunError(
+          `no training clip could be read in two passes over the split (${o.skips.count} skipped; the last: ${last}): ` +
+            "fix the files or the dataset's --kind / --modality",
+        );
+      }
+      yield ref;
+    }
+  };
   const examples: AsyncIterable<Example | AudioExample> =
     s.modality === "video"
-      ? pretrainingExamples(refs, {
+      ? pretrainingExamples(watched(), {
           seed: o.seed,
           concurrency: s.concurrency,
           buffer: s.buffer,
@@ -474,9 +491,10 @@ export async function* trainingBatches(
             outWidth: s.width,
           },
         })
-      : audioTrainingExamples(refs, o);
+      : audioTrainingExamples(watched(), o);
   let pending: (Example | AudioExample)[] = [];
   for await (const e of examples) {
+    sinceExample = 0;
     pending.push(e);
     if (pending.length < o.batchSize) continue;
     const last = pending[pending.length - 1];
