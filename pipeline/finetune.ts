@@ -16,15 +16,14 @@ import type { StreamPosition } from "../core/order.js";
 import { randomFor } from "../core/random.js";
 import { SkipLog } from "../core/skips.js";
 import { type BackendChoice, selectBackend } from "../model/backend.js";
-import { loadCheckpoint } from "../model/checkpoint.js";
 import { addClassifier, finetuneStep, type Modality } from "../model/classifier.js";
 import { createOptimizer, disposeOptimizer, finetuningOptimizer } from "../model/optim.js";
 import { disposeModel } from "../model/vatt.js";
 import { mixupBatch } from "../operators/mixup.js";
-import { latestCheckpoint, listCheckpoints } from "../sinks/checkpoints.js";
+import { listCheckpoints } from "../sinks/checkpoints.js";
 import { MetricsLog } from "../sinks/metrics.js";
 import { writeLineChartPng } from "../sinks/plots.js";
-import { runTrainingLoop, type TrainSummary } from "../sinks/training-loop.js";
+import { resumeFromLastCheckpoint, runTrainingLoop, type TrainSummary } from "../sinks/training-loop.js";
 import {
   type ClassifierEvalReport,
   describeFigures,
@@ -193,11 +192,7 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneResult> {
   try {
     let position: StreamPosition | undefined;
     if (o.resume) {
-      const last = (await latestCheckpoint(runDir))!;
-      await loadCheckpoint(join(last.dir, "model.safetensors"), model, optimizer);
-      position = (
-        JSON.parse(await readFile(join(last.dir, "position.json"), "utf8")) as { position: StreamPosition }
-      ).position;
+      position = await resumeFromLastCheckpoint<StreamPosition>(runDir, model, optimizer);
       log(
         `vatt: resumed ${runDir} at step ${optimizer.step} (data epoch ${position.epoch}, next ${position.next})`,
       );

@@ -13,15 +13,14 @@ import type { StreamPosition } from "../core/order.js";
 import { SkipLog } from "../core/skips.js";
 import { libavStatus } from "../media/libav-pool.js";
 import { type BackendChoice, type BackendInfo, selectBackend } from "../model/backend.js";
-import { loadCheckpoint } from "../model/checkpoint.js";
 import { paramCounts } from "../model/info.js";
 import { createOptimizer, disposeOptimizer, pretrainingOptimizer } from "../model/optim.js";
 import { createModel, disposeModel } from "../model/vatt.js";
 import type { DecodeOptions } from "../operators/decode.js";
-import { latestCheckpoint, listCheckpoints } from "../sinks/checkpoints.js";
+import { listCheckpoints } from "../sinks/checkpoints.js";
 import { MetricsLog } from "../sinks/metrics.js";
 import { writeLineChartPng } from "../sinks/plots.js";
-import { runTrainingLoop, type TrainSummary } from "../sinks/training-loop.js";
+import { resumeFromLastCheckpoint, runTrainingLoop, type TrainSummary } from "../sinks/training-loop.js";
 import type { PretrainConfig } from "./config.js";
 import { describeEval, type EvalReport, evaluateRetrieval, writeEvalReport } from "./evaluate.js";
 import {
@@ -180,11 +179,7 @@ export async function runPretraining(
   try {
     let position: StreamPosition | undefined;
     if (o.resume) {
-      const last = (await latestCheckpoint(runDir))!;
-      await loadCheckpoint(join(last.dir, "model.safetensors"), model, optimizer);
-      position = (
-        JSON.parse(await readFile(join(last.dir, "position.json"), "utf8")) as { position: StreamPosition }
-      ).position;
+      position = await resumeFromLastCheckpoint<StreamPosition>(runDir, model, optimizer);
       log(
         `vatt: resumed ${runDir} at step ${optimizer.step} (data epoch ${position.epoch}, next ${position.next})`,
       );

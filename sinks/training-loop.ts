@@ -6,16 +6,16 @@
  * Pull, not push: the next batch is asked for only after the step on the previous one is done, so the pipeline
  * upstream never runs further ahead than its own bounds.
  */
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import type { Batch } from "../core/records.js";
 import type { SkipLog } from "../core/skips.js";
-import { saveCheckpoint } from "../model/checkpoint.js";
+import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.js";
 import type { Optimizer } from "../model/optim.js";
 import { type StepResult, trainStep } from "../model/step.js";
 import type { VattModel } from "../model/vatt.js";
-import { CheckpointWriteError, saveCheckpointFolder } from "./checkpoints.js";
+import { CheckpointWriteError, latestCheckpoint, saveCheckpointFolder } from "./checkpoints.js";
 import { type MetricsLog, ProgressLine, progressLine, type StepMetrics } from "./metrics.js";
 
 /** A batch and where the data stream stands after it (saved with checkpoints for an exact resume). */
@@ -74,6 +74,20 @@ export interface TrainSummary {
 }
 
 /** The files of one checkpoint folder: model + optimiser as safetensors (with its JSON), and the data position. */
+/**
+ * Loads the run's last checkpoint (weights and optimiser state) into `model` and `optimizer` and returns where the
+ * data stream stood, the reverse of `writeTrainingCheckpoint`. The caller has checked that one exists.
+ */
+export async function resumeFromLastCheckpoint<P>(
+  runDir: string,
+  model: VattModel,
+  optimizer: Optimizer,
+): Promise<P> {
+  const last = (await latestCheckpoint(runDir))!;
+  await loadCheckpoint(join(last.dir, "model.safetensors"), model, optimizer);
+  return (JSON.parse(await readFile(join(last.dir, "position.json"), "utf8")) as { position: P }).position;
+}
+
 export async function writeTrainingCheckpoint(
   dir: string,
   model: VattModel,
