@@ -45,7 +45,7 @@ const BENCHES: Record<string, { about: string; load: () => Promise<Bench> }> = {
     load: () => loadBench("train", "benchTrain"),
   },
   search: {
-    about: "embedding search over 10k and 1M 256-d vectors: exact vs HNSW p50/p99 (ratio), recall@10, build",
+    about: "embedding search, 10k and 1M 256-d vectors: exact, 4-bit scan, HNSW; p50/p99, recall@10",
     load: () => loadBench("search", "benchSearch"),
   },
 };

@@ -15,6 +15,7 @@
 #include "ort_gemm.h"
 #include "crop_colour.h"
 #include "node_api_helpers.h"
+#include "nibble_scan.h"
 #include "norms.h"
 #include "patches.h"
 #include "rows.h"
@@ -308,6 +309,56 @@ static napi_value Norm(napi_env env, napi_callback_info info) {
     default: rms_norm_grad_scale(x, p, out, rows, d, e); break;
   }
   return NULL;
+}
+
+// nibbleScanTop(codes: Uint8Array, rows: number, query: Int8Array, alive: Uint8Array | null, outRows: Int32Array,
+// outScores: Int32Array): number. The best outRows.length of `rows` rows of 4-bit codes against the query
+// (native/nibble_scan.h: query.length / 8 chunks), best first, into outRows and outScores; returns how many.
+static napi_value NibbleScanTop(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *codes, *query, *alive = NULL, *rows, *scores;
+  size_t ncodes, nquery, nalive = 0, nrows, nscores;
+  uint32_t count = 0;
+  napi_valuetype alive_type = napi_null;
+  if (argc == 6) CHECK(napi_typeof(env, argv[3], &alive_type));
+  if (argc != 6 || !typed_array(env, argv[0], napi_uint8_array, &codes, &ncodes) ||
+      napi_get_value_uint32(env, argv[1], &count) != napi_ok ||
+      !typed_array(env, argv[2], napi_int8_array, &query, &nquery) || nquery == 0 || nquery % 8 != 0 ||
+      ncodes < ((size_t)count + 15) / 16 * 16 * (nquery / 2) ||
+      (alive_type != napi_null && (!typed_array(env, argv[3], napi_uint8_array, &alive, &nalive) || nalive < count)) ||
+      !typed_array(env, argv[4], napi_int32_array, &rows, &nrows) ||
+      !typed_array(env, argv[5], napi_int32_array, &scores, &nscores) || nscores != nrows) {
+    napi_throw_type_error(env, NULL,
+                          "nibbleScanTop: expected (codes: Uint8Array of the rows' groups of 16, rows: count, query: "
+                          "Int8Array of a multiple of 8, alive: Uint8Array of rows or null, outRows and outScores: "
+                          "Int32Arrays of k)");
+    return NULL;
+  }
+  size_t found = nibble_scan_top(codes, count, nquery / 8, query, alive, nrows, rows, scores);
+  napi_value result;
+  CHECK(napi_create_uint32(env, (uint32_t)found, &result));
+  return result;
+}
+
+// nibbleScanKernel(use?: string): string. Which kernel nibbleScanTop runs on this CPU; with `use`, first switches
+// to that one ("avx512-vnni", "avx2", "scalar"), throwing when this CPU lacks it.
+static napi_value NibbleScanKernel(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc == 1) {
+    char name[32];
+    size_t length;
+    if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &length) != napi_ok || !nibble_scan_use(name)) {
+      napi_throw_error(env, NULL, "nibbleScanKernel: expected avx512-vnni, avx2 or scalar, one this CPU has");
+      return NULL;
+    }
+  }
+  napi_value result;
+  CHECK(napi_create_string_utf8(env, nibble_scan_kernel(), NAPI_AUTO_LENGTH, &result));
+  return result;
 }
 
 // sumLeading(x: Float32Array, out: Float32Array): undefined. out[j] = sum_i x[i * out.length + j].
@@ -623,7 +674,9 @@ NAPI_MODULE_INIT() {
       !export_function(env, exports, "videoPatches", VideoPatches) ||
       !export_function(env, exports, "ortOpen", OrtOpen) || !export_function(env, exports, "ortSession", OrtSession) ||
       !export_function(env, exports, "ortMatmul", OrtMatmul) ||
-      !export_function(env, exports, "adamUpdate", AdamUpdate)) {
+      !export_function(env, exports, "adamUpdate", AdamUpdate) ||
+      !export_function(env, exports, "nibbleScanTop", NibbleScanTop) ||
+      !export_function(env, exports, "nibbleScanKernel", NibbleScanKernel)) {
     return NULL;
   }
   return exports;

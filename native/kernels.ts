@@ -129,6 +129,24 @@ export interface NativeKernels {
     rows?: Int32Array,
     width?: number,
   ): number;
+  /**
+   * native/nibble_scan.c: the best outRows.length of `rows` rows of 4-bit codes (the layout of
+   * sinks/quantized-scan.ts) by their integer dot product with `query`, best first (ties to the lower row), rows
+   * whose `alive` byte is 0 passed over; returns how many were found.
+   */
+  nibbleScanTop(
+    codes: Uint8Array,
+    rows: number,
+    query: Int8Array,
+    alive: Uint8Array | null,
+    outRows: Int32Array,
+    outScores: Int32Array,
+  ): number;
+  /**
+   * Which of nibbleScanTop's kernels runs: "avx512-vnni", "avx2" or "scalar"; `use` switches to one first (tests
+   * compare them), throwing where the CPU lacks it.
+   */
+  nibbleScanKernel(use?: string): string;
 }
 
 interface JpegDecoder {
@@ -290,6 +308,11 @@ export function nativeModelKernels():
       | "addInto"
     >
   | undefined {
+  return useNativeKernels && !(loaded instanceof Error) ? loaded : undefined;
+}
+
+/** The embedding index's first-stage scan (native/nibble_scan.c), or undefined where not in use. */
+export function nativeSearchKernels(): Pick<NativeKernels, "nibbleScanTop" | "nibbleScanKernel"> | undefined {
   return useNativeKernels && !(loaded instanceof Error) ? loaded : undefined;
 }
 

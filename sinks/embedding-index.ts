@@ -5,7 +5,7 @@
  *   part-00000.parquet ...    the rows, one part per append: id, file, start, end, and one column per embedding
  *                             space (video_vt, video_va, ...: list<float32>, L2-normalised)
  *   ann.<column>.usearch      an HNSW graph over one column's rows (sinks/vector-search.ts), once the index is big
- *                             enough for it to pay; a cache of the rows, rebuilt when missing
+ *                             enough for it to pay (GRAPH_FROM rows); a cache of the rows, rebuilt when missing
  *
  * index.json holds the vector widths, the model id and preset, the parts (rows, SHA-256), and per source file its
  * mtime, size and the part holding its rows, so a grown folder embeds only new or changed files. A changed file's
@@ -15,10 +15,16 @@
  * index.json. An interrupted indexing keeps every part index.json lists; a part written but not yet listed is
  * simply written again. A graph behind the rows (interrupted before it was saved) catches up when opened.
  *
- * Engines: exact (brute force, sinks/vector-search.ts `exactTopK`) below `EXACT_BELOW` live rows, approximate
- * (HNSW) from there; `engine` overrides. Measured (bench/search.ts, 256-d): exact costs about 2-3 ms of CPU a
- * query per 10,000 rows (~280 ms at a million), so below 20,000 it answers in under ~6 ms with perfect recall and
- * needs no graph, whose build costs far more (~0.2 CPU s per 1,000 rows) than a few such queries.
+ * Engines, picked by live rows unless `engine` says (figures from bench/search.ts, 256-d, one core):
+ * - exact (sinks/vector-search.ts `exactTopK`), below EXACT_BELOW: float32 brute force, 2-3 ms a query per
+ *   10,000 rows, so under ~6 ms there, with nothing to build.
+ * - quantized (sinks/quantized-scan.ts), below GRAPH_FROM: a native pass over 4-bit codes of every row, its best
+ *   256 rescored in float32; ~5 ms median at a million rows with recall@10 1.0 even on random vectors, codes made
+ *   in memory at the first search (~2.5 s a million rows), nothing on disk.
+ * - graph (HNSW, usearch), from GRAPH_FROM: sublinear where the scan's linear cost would pass ~20 ms, on libraries
+ *   with the structure real embeddings have (recall 0.998 at 100,000 clustered rows; on random vectors a graph
+ *   finds under half the true top 10 at a million, which is why it is not used below). Built and saved by appends
+ *   once the index reaches GRAPH_FROM rows: ~0.2 CPU s per 1,000 rows.
  */
 
 import { openAsBlob } from "node:fs";
@@ -43,6 +49,7 @@ import { ParquetFile } from "parquet-wasm";
 import type { Index } from "usearch";
 import { EMBEDDING_COLUMNS, type EmbeddingColumn } from "./embed-writer.js";
 import { sha256File, writeParquetFile } from "./parquet-writer.js";
+import { type QuantizedRows, quantizedTopK, quantizeRows } from "./quantized-scan.js";
 import {
   type AnnSettings,
   addToAnn,
@@ -55,8 +62,10 @@ import {
   type TopK,
 } from "./vector-search.js";
 
-/** Live rows from which `engine: "auto"` searches the HNSW graph instead of every row. */
+/** Live rows from which `engine: "auto"` scans 4-bit codes instead of every float. */
 export const EXACT_BELOW = 20_000;
+/** Live rows from which `engine: "auto"` searches the HNSW graph, and appends build and save one. */
+export const GRAPH_FROM = 4_000_000;
 
 const FORMAT = "vatt-embedding-index";
 const VERSION = 1;
@@ -120,14 +129,19 @@ export interface EmbeddingIndex {
   /** Graphs loaded or built so far, per column. */
   anns: Partial<Record<EmbeddingColumn, Index>>;
   annSettings: AnnSettings;
-  /** Live rows from which "auto" searches the graph and appends keep the graphs saved (default EXACT_BELOW). */
+  /** 4-bit codes of the rows, per column, made at the first quantized search (and again after an append). */
+  quantized: Partial<Record<EmbeddingColumn, QuantizedRows>>;
+  /** Live rows from which "auto" leaves exact search (default EXACT_BELOW). */
   exactBelow: number;
+  /** Live rows from which "auto" searches the graph and appends keep the graphs saved (default GRAPH_FROM). */
+  graphFrom: number;
 }
 
 /** How an index is opened: HNSW settings (search-time ones apply to saved graphs too) and the engine switch. */
 export interface OpenOptions {
   ann?: AnnSettings;
   exactBelow?: number;
+  graphFrom?: number;
 }
 
 export interface SearchHit {
@@ -139,7 +153,7 @@ export interface SearchHit {
   score: number;
 }
 
-export type SearchEngine = "auto" | "exact" | "approximate";
+export type SearchEngine = "auto" | "exact" | "quantized" | "graph";
 
 export interface SearchOptions {
   k: number;
@@ -153,9 +167,10 @@ export function chooseEngine(
   live: number,
   engine: SearchEngine = "auto",
   exactBelow = EXACT_BELOW,
-): "exact" | "approximate" {
+  graphFrom = GRAPH_FROM,
+): Exclude<SearchEngine, "auto"> {
   if (engine !== "auto") return engine;
-  return live < exactBelow ? "exact" : "approximate";
+  return live < exactBelow ? "exact" : live < graphFrom ? "quantized" : "graph";
 }
 
 const partName = (i: number) => `part-${String(i).padStart(5, "0")}.parquet`;
@@ -189,7 +204,9 @@ function emptyIndex(dir: string, manifest: IndexManifest, opts: OpenOptions): Em
     live: 0,
     anns: {},
     annSettings: opts.ann ?? DEFAULT_ANN_SETTINGS,
+    quantized: {},
     exactBelow: opts.exactBelow ?? EXACT_BELOW,
+    graphFrom: opts.graphFrom ?? GRAPH_FROM,
   };
 }
 
@@ -537,7 +554,8 @@ export async function appendRows(
   m.count = index.ids.length;
   for (const s of stamps) m.files[s.file] = { mtimeMs: s.mtimeMs, size: s.size, part: p };
   await writeManifest(index);
-  if (index.live >= index.exactBelow || Object.keys(m.ann).length > 0) {
+  index.quantized = {};
+  if (index.live >= index.graphFrom || Object.keys(m.ann).length > 0) {
     for (const c of m.annColumns) await updateAnn(index, c, before, dead);
     await writeManifest(index);
   }
@@ -579,7 +597,7 @@ function annFor(index: EmbeddingIndex, column: EmbeddingColumn): Index {
 
 /**
  * The k clips nearest `query` (a vector of the column's space; normalised here) by cosine similarity, best
- * first. `engine` "auto" searches exactly below EXACT_BELOW live rows and approximately from there.
+ * first. `engine` "auto" picks by live rows (exact, quantized, graph: the header says when).
  */
 export function searchEmbeddingIndex(
   index: EmbeddingIndex,
@@ -605,10 +623,16 @@ export function searchEmbeddingIndex(
   }
   const unit = l2NormaliseRows(Float32Array.from(query), dim, "search: the query");
   const matrix = index.vectors[column]!.subarray(0, index.ids.length * dim);
-  const top: TopK =
-    chooseEngine(index.live, opts.engine, index.exactBelow) === "exact"
-      ? exactTopK(matrix, dim, unit, opts.k, index.alive)
-      : approximateTopK(annFor(index, column), matrix, dim, unit, opts.k);
+  const engine = chooseEngine(index.live, opts.engine, index.exactBelow, index.graphFrom);
+  let top: TopK;
+  if (engine === "exact") {
+    top = exactTopK(matrix, dim, unit, opts.k, index.alive);
+  } else if (engine === "quantized") {
+    index.quantized[column] ??= quantizeRows(matrix, dim, index.ids.length);
+    top = quantizedTopK(index.quantized[column], matrix, unit, opts.k, index.alive);
+  } else {
+    top = approximateTopK(annFor(index, column), matrix, dim, unit, opts.k);
+  }
   return Array.from(top.rows, (r, i) => ({
     id: index.ids[r],
     file: index.files[r],

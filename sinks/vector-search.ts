@@ -80,7 +80,7 @@ export function l2NormaliseRows(vectors: Float32Array, dim: number, what = "vect
 }
 
 /** Inner product of row `row` of `matrix` with `query` (4 accumulators: lets V8 pipeline the multiply-adds). */
-function dotRow(matrix: Float32Array, row: number, query: Float32Array, dim: number): number {
+export function dotRow(matrix: Float32Array, row: number, query: Float32Array, dim: number): number {
   const o = row * dim;
   let a0 = 0;
   let a1 = 0;
@@ -101,7 +101,7 @@ function dotRow(matrix: Float32Array, row: number, query: Float32Array, dim: num
  * The best k of a stream of (row, score), in a min-heap whose root is the worst kept: a new score costs one
  * comparison unless it beats the root. "Worse" is a lower score, or an equal score on a higher row.
  */
-class TopKHeap {
+export class TopKHeap {
   readonly rows: Int32Array;
   readonly scores: Float32Array;
   size = 0;

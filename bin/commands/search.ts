@@ -16,14 +16,18 @@ export const searchCommand: Command = {
       type: "string",
       help: "model to embed the query with (default: the one that built the index)",
     },
-    engine: { type: "string", help: "auto, exact or approximate (HNSW)", default: "auto" },
+    engine: {
+      type: "string",
+      help: "auto, exact, quantized (4-bit scan, rescored) or graph (HNSW)",
+      default: "auto",
+    },
     json: { type: "boolean", help: "print one JSON object" },
   },
   positionals: { min: 1, max: 1, names: "QUERY" },
   async run(args) {
     const index = requireString("search", args, "index");
     const query = args.positionals[0];
-    const engine = choiceOption("search", args, "engine", ["auto", "exact", "approximate"] as const);
+    const engine = choiceOption("search", args, "engine", ["auto", "exact", "quantized", "graph"] as const);
     const { searchVideos } = await import("../../pipeline/video-search.js");
     const { hits, known } = await searchVideos({
       index,

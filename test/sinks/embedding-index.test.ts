@@ -10,6 +10,7 @@ import {
   EXACT_BELOW,
   type FileStamp,
   filesToEmbed,
+  GRAPH_FROM,
   type IndexRows,
   openEmbeddingIndex,
   searchEmbeddingIndex,
@@ -180,15 +181,18 @@ describe("sinks/embedding-index", () => {
       if (live.has(grown.ids[r])) assert.equal(hit.id, grown.ids[r]);
       else assert.notEqual(hit.id, grown.ids[r]);
     }
-    const all = searchEmbeddingIndex(grown, new Float32Array(8).fill(1), { k: 100 });
-    assert.deepEqual(new Set(all.map((h) => h.id)), live);
+    for (const engine of ["exact", "quantized"] as const) {
+      const all = searchEmbeddingIndex(grown, new Float32Array(8).fill(1), { k: 100, engine });
+      assert.deepEqual(new Set(all.map((h) => h.id)), live, engine);
+    }
   });
 
-  it("approximate search finds >= 95 % of the exact top 10 on clustered vectors, and keeps its graph", async () => {
+  it("graph search finds >= 95 % of the exact top 10 on clustered vectors, and keeps its graph", async () => {
     const dir = join(root, "ann");
     const dim = 32;
     const n = 3000;
-    const index = await createEmbeddingIndex(dir, MODEL, { video_vt: dim }, { exactBelow: 1000 });
+    const opts = { exactBelow: 1000, graphFrom: 2000 };
+    const index = await createEmbeddingIndex(dir, MODEL, { video_vt: dim }, opts);
     const vectors = clustered(n, dim, 40, 0.15, 5);
     const files = Array.from({ length: n }, (_, i) => `v${Math.floor(i / 10)}.mp4`);
     const rows: IndexRows = {
@@ -204,11 +208,12 @@ describe("sinks/embedding-index", () => {
       [...new Set(files)].map((f) => stamp(f)),
     );
     assert.ok((await readdir(dir)).includes("ann.video_vt.usearch"));
-    assert.equal(chooseEngine(index.live, "auto", index.exactBelow), "approximate");
-    assert.equal(chooseEngine(index.live), n < EXACT_BELOW ? "exact" : "approximate");
+    assert.equal(chooseEngine(index.live, "auto", index.exactBelow, index.graphFrom), "graph");
+    assert.equal(chooseEngine(index.live), n < EXACT_BELOW ? "exact" : "quantized");
+    assert.equal(chooseEngine(GRAPH_FROM), "graph");
 
     const queries = clustered(100, dim, 40, 0.15, 5); // same centres (same seed), other members
-    const reopened = await openEmbeddingIndex(dir, { exactBelow: 1000 });
+    const reopened = await openEmbeddingIndex(dir, opts);
     let found = 0;
     for (let q = 0; q < 100; q++) {
       const query = queries.slice(q * dim, q * dim + dim);
@@ -228,7 +233,7 @@ describe("sinks/embedding-index", () => {
 
   it("resumes after an interruption: unlisted parts are ignored, a graph behind the rows catches up", async () => {
     const dir = join(root, "resume");
-    const opts = { exactBelow: 50 };
+    const opts = { exactBelow: 50, graphFrom: 50 };
     const index = await createEmbeddingIndex(dir, MODEL, { video_vt: 8 }, opts);
     const files1 = Array.from({ length: 20 }, (_, i) => `a${i}.mp4`);
     const r1 = { ...rowsFor(files1, 4, 1), vectors: { video_vt: clustered(80, 8, 5, 0.2, 1) } };
@@ -270,7 +275,7 @@ describe("sinks/embedding-index", () => {
     // Every row, the second part's included, is found by its own vector through the graph.
     for (let r = 0; r < 120; r++) {
       const own = resumed.vectors.video_vt!.slice(r * 8, r * 8 + 8);
-      const hits = searchEmbeddingIndex(resumed, own, { k: 3, engine: "approximate" });
+      const hits = searchEmbeddingIndex(resumed, own, { k: 3, engine: "graph" });
       assert.ok(
         hits.some((h) => h.id === resumed.ids[r]),
         `row ${r} (${resumed.ids[r]}) not found`,
@@ -291,7 +296,7 @@ describe("sinks/embedding-index", () => {
       openEmbeddingIndex(join(root, "nowhere")),
       /index\.json is missing: not an embedding index/,
     );
-    const index = await createEmbeddingIndex(dir, MODEL, { video_vt: 8 }, { exactBelow: 4 });
+    const index = await createEmbeddingIndex(dir, MODEL, { video_vt: 8 }, { exactBelow: 4, graphFrom: 4 });
     const rows = rowsFor(["a.mp4"], 6, 1);
     delete rows.vectors.video_va;
     await appendRows(index, rows, [stamp("a.mp4")]);
@@ -326,7 +331,7 @@ describe("sinks/embedding-index", () => {
     await assert.rejects(openEmbeddingIndex(dir), /ann\.video_vt\.usearch does not match its checksum/);
     // A missing graph is a cache: rebuilt on demand, same answers as exact on 6 rows.
     await rm(graph);
-    const noGraph = await openEmbeddingIndex(dir, { exactBelow: 4 });
+    const noGraph = await openEmbeddingIndex(dir, { exactBelow: 4, graphFrom: 4 });
     const q = new Float32Array(8).fill(1);
     assert.deepEqual(
       searchEmbeddingIndex(noGraph, q, { k: 6 })
