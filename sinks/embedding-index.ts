@@ -30,24 +30,11 @@
 import { openAsBlob } from "node:fs";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  type Data,
-  Field,
-  FixedSizeList,
-  Float32,
-  Float64,
-  makeData,
-  RecordBatch,
-  Schema,
-  Struct,
-  type Table,
-  tableFromIPC,
-  Utf8,
-  vectorFromArray,
-} from "apache-arrow";
+import { tableFromIPC } from "apache-arrow";
 import { ParquetFile } from "parquet-wasm";
 import type { Index } from "usearch";
-import { EMBEDDING_COLUMNS, type EmbeddingColumn } from "./embed-writer.js";
+import type { EmbeddingColumn } from "./embed-writer.js";
+import { checkDims, type Dims, type IndexRows, rowBatch, rowSchema, rowsOfTable } from "./index-parts.js";
 import { sha256File, writeParquetFile } from "./parquet-writer.js";
 import { type QuantizedRows, quantizedTopK, quantizeRows } from "./quantized-scan.js";
 import {
@@ -62,6 +49,8 @@ import {
   type TopK,
 } from "./vector-search.js";
 
+export type { Dims, IndexRows } from "./index-parts.js";
+
 /** Live rows from which `engine: "auto"` scans 4-bit codes instead of every float. */
 export const EXACT_BELOW = 20_000;
 /** Live rows from which `engine: "auto"` searches the HNSW graph, and appends build and save one. */
@@ -70,8 +59,6 @@ export const GRAPH_FROM = 4_000_000;
 const FORMAT = "vatt-embedding-index";
 const VERSION = 1;
 const MANIFEST = "index.json";
-
-export type Dims = Partial<Record<EmbeddingColumn, number>>;
 
 /** What produced the vectors: an index only ever holds one model's embeddings. */
 export interface ModelStamp {
@@ -105,14 +92,6 @@ export interface IndexManifest {
 }
 
 /** Rows to append: whole files at a time; vectors row-major [rows, dim] per column (normalised on the way in). */
-export interface IndexRows {
-  ids: string[];
-  files: string[];
-  starts: number[];
-  ends: number[];
-  vectors: Partial<Record<EmbeddingColumn, Float32Array>>;
-}
-
 /** An open index: the manifest and every row in memory (vectors contiguous per column, for exact search). */
 export interface EmbeddingIndex {
   dir: string;
@@ -178,17 +157,6 @@ const annName = (column: EmbeddingColumn) => `ann.${column}.usearch`;
 
 function fail(dir: string, what: string): Error {
   return new Error(`embedding index '${dir}': ${what}`);
-}
-
-function checkDims(dims: Dims): EmbeddingColumn[] {
-  const columns = EMBEDDING_COLUMNS.filter((c) => dims[c] !== undefined);
-  if (columns.length === 0)
-    throw new RangeError(`an embedding index needs at least one of ${EMBEDDING_COLUMNS}`);
-  for (const c of columns) {
-    if (!Number.isInteger(dims[c]) || dims[c]! <= 0)
-      throw new RangeError(`dims.${c} must be a positive integer`);
-  }
-  return columns;
 }
 
 function emptyIndex(dir: string, manifest: IndexManifest, opts: OpenOptions): EmbeddingIndex {
@@ -293,45 +261,6 @@ async function readManifest(dir: string): Promise<IndexManifest> {
   if (m.version !== VERSION)
     throw fail(dir, `${MANIFEST} is version ${m.version}; this build reads ${VERSION}`);
   return m;
-}
-
-/** Arrow column `name` of `table` as one row-major Float32Array, checking every row holds `dim` floats. */
-function vectorColumn(table: Table, name: string, dim: number, where: string): Float32Array {
-  const column = table.getChild(name);
-  if (!column) throw new Error(`${where}: no column ${name}`);
-  const out = new Float32Array(table.numRows * dim);
-  let row = 0;
-  for (const data of column.data) {
-    const child = data.children[0];
-    const values = child.values as Float32Array;
-    const offsets = data.valueOffsets as Int32Array | undefined; // a list (Parquet has no fixed-size list)
-    for (let i = 0; i < data.length; i++, row++) {
-      const from = offsets ? offsets[data.offset + i] : (data.offset + i) * dim;
-      const to = offsets ? offsets[data.offset + i + 1] : from + dim;
-      if (to - from !== dim)
-        throw new Error(`${where}: row ${row} of ${name} has ${to - from} floats, not ${dim}`);
-      out.set(values.subarray(child.offset + from, child.offset + to), row * dim);
-    }
-  }
-  return out;
-}
-
-/** One row group of a part as rows (vectors as stored: normalised when appended). */
-function rowsOfTable(table: Table, dims: Dims, where: string): IndexRows {
-  const column = (name: string) => {
-    const c = table.getChild(name);
-    if (!c) throw new Error(`${where}: no column ${name}; re-index into a new folder`);
-    return c;
-  };
-  const vectors: Partial<Record<EmbeddingColumn, Float32Array>> = {};
-  for (const c of checkDims(dims)) vectors[c] = vectorColumn(table, c, dims[c]!, where);
-  return {
-    ids: Array.from(column("id") as Iterable<string>),
-    files: Array.from(column("file") as Iterable<string>),
-    starts: Array.from(column("start").toArray() as Float64Array),
-    ends: Array.from(column("end").toArray() as Float64Array),
-    vectors,
-  };
 }
 
 /** Reads one part into the index, a row group at a time (memory: one group, not the part). Returns its rows. */
@@ -488,35 +417,6 @@ function checkRows(index: EmbeddingIndex, rows: IndexRows, stamps: FileStamp[]):
       );
     }
   }
-}
-
-function rowSchema(dims: Dims): Schema {
-  return new Schema([
-    new Field("id", new Utf8(), false),
-    new Field("file", new Utf8(), false),
-    new Field("start", new Float64(), false),
-    new Field("end", new Float64(), false),
-    ...checkDims(dims).map(
-      (c) => new Field(c, new FixedSizeList(dims[c]!, new Field("item", new Float32(), false)), false),
-    ),
-  ]);
-}
-
-function rowBatch(schema: Schema, rows: IndexRows): RecordBatch {
-  const n = rows.ids.length;
-  const children: Data[] = [
-    vectorFromArray(rows.ids, new Utf8()).data[0],
-    vectorFromArray(rows.files, new Utf8()).data[0],
-    makeData({ type: new Float64(), length: n, data: Float64Array.from(rows.starts) }),
-    makeData({ type: new Float64(), length: n, data: Float64Array.from(rows.ends) }),
-  ];
-  for (const field of schema.fields.slice(4)) {
-    const type = field.type as FixedSizeList;
-    const values = rows.vectors[field.name as EmbeddingColumn]!;
-    const child = makeData({ type: new Float32(), length: values.length, data: values });
-    children.push(makeData({ type, length: n, child }));
-  }
-  return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: n, children }));
 }
 
 /**
