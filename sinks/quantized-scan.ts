@@ -159,7 +159,11 @@ export function quantizedTopK(
   }
   const heap = new TopKHeap(Math.min(k, rows.length));
   if (heap.k === 0) return heap.result();
-  for (const row of rows) heap.offer(row, dotRow(matrix, row, query, q.dim));
+  // In row order, as exactTopK offers them, so that equal scores resolve the same way (to the earlier row).
+  for (const row of rows.sort()) {
+    const score = dotRow(matrix, row, query, q.dim);
+    if (score >= heap.threshold()) heap.offer(row, score);
+  }
   return heap.result();
 }
 

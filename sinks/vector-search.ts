@@ -287,12 +287,15 @@ export function approximateTopK(
   const want = Math.min(k, ann.size());
   const heap = new TopKHeap(Math.max(1, want));
   if (want === 0) return { rows: new Int32Array(0), scores: new Float32Array(0) };
-  // One query on one thread: usearch would otherwise start a thread per core for a single task.
-  const matches = ann.search(query, want, 1);
-  for (const key of matches.keys) {
-    const row = Number(key);
+  // One query on one thread: usearch would otherwise start a thread per core for a single task. A few more
+  // candidates than k (the graph visits expansion_search nodes anyway) so that rows tied with the k-th are among
+  // them, offered in row order as exactTopK does: equal scores go to the earlier row in every engine.
+  const matches = ann.search(query, Math.min(Math.max(2 * k, 16), ann.size()), 1);
+  const rows = Int32Array.from(matches.keys, (key) => Number(key)).sort();
+  for (const row of rows) {
     if (row >= n) throw new Error(`approximate search: the graph holds row ${row}, the index only ${n} rows`);
-    heap.offer(row, dotRow(matrix, row, query, dim));
+    const score = dotRow(matrix, row, query, dim);
+    if (score >= heap.threshold()) heap.offer(row, score);
   }
   return heap.result();
 }

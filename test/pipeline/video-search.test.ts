@@ -80,6 +80,16 @@ describe("vatt index / vatt search", () => {
     assert.ok(Math.abs(hits[0].start - all[0].start) < 1e-9);
     assert.ok(Math.abs(hits[0].score - all[0].score) < 1e-4);
     assert.ok(hits[0].score >= hits[1].score && hits[1].score >= hits[2].score);
+    // Every engine gives the same windows here (four rows: the scan's 256 candidates are all of them), ties
+    // (a.mp4 and b.mp4 are the same video) going to the earlier row in each.
+    for (const engine of ["exact", "quantized", "graph"] as const) {
+      const other = await searchVideos({ index: out, query: "slice the tomato", k: 3, engine });
+      assert.deepEqual(
+        other.hits.map((h) => [h.file, h.start]),
+        hits.map((h) => [h.file, h.start]),
+        engine,
+      );
+    }
   });
 
   it("embeds only new files when the folder grows", async () => {
