@@ -2,7 +2,7 @@
  * The packed-panel SGEMM of native/sgemm.c (AVX-512 / AVX2 / C microkernels picked at load) beside ONNX Runtime's
  * MLAS: `withOwnSgemm` wraps the ONNX Runtime GEMM so that the products the policy gives to the native kernel run
  * there and every other one keeps going to MLAS. VATT_GEMM picks the policy: "ort" (MLAS only), "own" (ours for
- * every product), "auto" (the default: ours only for the products where it measured faster, see `ownWins`).
+ * every product), "auto" (the default: ours only for the products where it measured no slower, see `ownWins`).
  */
 import { nativeSgemm } from "../../native/kernels.js";
 import type { OnnxGemm } from "./onnx-gemm.js";
@@ -15,11 +15,13 @@ export function gemmPolicyFromEnv(env: NodeJS.ProcessEnv = process.env): GemmPol
 }
 
 /**
- * Where our kernel beat MLAS in bench/gemm-shapes (same process, alternating, medians; Zen 5 EPYC, one thread):
- * products with A transposed (the weight gradients x^T dy) and products over a long K with few columns.
+ * Where our kernel was not slower than MLAS (bench/model.ts `gemmShapes` and the same shapes alternating in one
+ * process, medians over three runs; Zen 5 EPYC, one thread, a loaded machine): every product except those with B
+ * transposed (the input gradients dy W^T), where MLAS ran 1024x1024x256 at 92-131 GFLOP/s against our 68-73. The
+ * tiny preset's small products (264 rows, 64-256 wide) ran 3-12 % faster on ours, reading A in place.
  */
-export function ownWins(m: number, n: number, k: number, transA: boolean, _transB: boolean): boolean {
-  return transA || (k >= 4 * n && m * n >= 65536);
+export function ownWins(_m: number, _n: number, _k: number, _transA: boolean, transB: boolean): boolean {
+  return !transB;
 }
 
 /** The product's (m, n, k) from OnnxGemm.matmul's dims. */
