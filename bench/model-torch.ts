@@ -32,6 +32,8 @@ export interface TorchRun {
   torch?: string;
   torchThreads?: number;
   blasThreads?: number | null;
+  /** The BLAS library files the PyTorch process mapped (Debian: the reference BLAS unless OpenBLAS is installed). */
+  blas?: string | null;
 }
 
 /** The environment that pins PyTorch and its BLAS to `threads` before torch loads. */

@@ -406,6 +406,7 @@ export async function benchModel(opts: { json: boolean }): Promise<Record<string
           threadsPinned: torchThreads,
           torchThreads: torchInfo?.torchThreads,
           blasThreads: torchInfo?.blasThreads,
+          blas: torchInfo?.blas,
         },
     stockMatmulGflops: round(stockMatmul),
     tiny: { ...tiny, rates },

@@ -17,32 +17,26 @@ import sys
 import time
 
 
-def blas_threads():
-    """The BLAS thread count as the library reports it (OpenBLAS), else the environment's pin."""
+def loaded_blas():
+    """The BLAS library this process mapped (Debian's python3-torch links libblas.so.3: the reference BLAS unless
+    an optimised one such as libopenblas0-pthread is installed), or None off Linux."""
     try:
-        import ctypes
-
-        import torch
-
-        lib = ctypes.CDLL(torch._C.__file__)
-        for name in ("openblas_get_num_threads", "openblas_get_num_threads64_"):
-            try:
-                return int(getattr(lib, name)())
-            except AttributeError:
-                continue
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "blas" in line.lower() and "/" in line}
     except OSError:
-        pass
-    try:
-        import ctypes
+        return None
+    return ", ".join(sorted(os.path.realpath(p) for p in paths)) or None
 
-        for so in ("libopenblas.so.0", "libblas.so.3"):
-            try:
-                lib = ctypes.CDLL(so)
-                return int(lib.openblas_get_num_threads())
-            except (OSError, AttributeError):
-                continue
-    except ImportError:
-        pass
+
+def blas_threads():
+    """The BLAS thread count as OpenBLAS reports it, else the environment's pin."""
+    import ctypes
+
+    for so in ("libopenblas.so.0", "libblas.so.3"):
+        try:
+            return int(ctypes.CDLL(so).openblas_get_num_threads())
+        except (OSError, AttributeError):
+            continue
     v = os.environ.get("OPENBLAS_NUM_THREADS")
     return int(v) if v else None
 
@@ -72,7 +66,7 @@ def main():
         "torch": torch.__version__,
         "torchThreads": torch.get_num_threads(),
         "blasThreads": blas_threads(),
-        "blas": "openblas" if "openblas" in torch.__config__.show().lower() else "other",
+        "blas": loaded_blas(),
     }
 
     if case == "probe":
