@@ -15,13 +15,14 @@ export function gemmPolicyFromEnv(env: NodeJS.ProcessEnv = process.env): GemmPol
 }
 
 /**
- * Where our kernel was not slower than MLAS (bench/model.ts `gemmShapes` and the same shapes alternating in one
- * process, medians over three runs; Zen 5 EPYC, one thread, a loaded machine): every product except those with B
- * transposed (the input gradients dy W^T), where MLAS ran 1024x1024x256 at 92-131 GFLOP/s against our 68-73. The
- * tiny preset's small products (264 rows, 64-256 wide) ran 3-12 % faster on ours, reading A in place.
+ * Where our kernel measured faster than MLAS, alternating product by product in one process, three runs (Zen 5 EPYC,
+ * one thread, a shared machine): products of up to 1024x256x256 multiply-adds with B untransposed, 3-12 % (e.g.
+ * 264x64x64 190-194 vs 170-173 GFLOP/s, 256x1024x256 A^T 150-166 vs 134-151, 1024x256x256 192-198 vs 163-191). With
+ * B transposed MLAS was 3-6 % faster on the tiny preset's shapes; on larger products (K = 1024, 1569x768x3072) the
+ * two swapped places from run to run by up to 2x under the machine's load, so those stay on MLAS.
  */
-export function ownWins(_m: number, _n: number, _k: number, _transA: boolean, transB: boolean): boolean {
-  return !transB;
+export function ownWins(m: number, n: number, k: number, _transA: boolean, transB: boolean): boolean {
+  return !transB && m * n * k <= 2 ** 26;
 }
 
 /** The product's (m, n, k) from OnnxGemm.matmul's dims. */
