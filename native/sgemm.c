@@ -1,6 +1,7 @@
 // Single-precision matrix products of our own (model/fast/native-gemm.ts): C = op(A) @ op(B), row-major, op a
 // transpose when asked, GotoBLAS-style. K is cut into blocks of at most KC; for each block the rows of op(A) are
-// packed into MR-row panels (k-major: MR values per k) and the columns of op(B), NB at a time, into NR-column panels
+// packed into MR-row panels (k-major: MR values per k; the AVX-512 kernel reads an untransposed A in place instead,
+// packing only a last partial panel) and the columns of op(B), NB at a time, into NR-column panels
 // (NR values per k); a register-blocked microkernel then multiplies one A panel by one B panel, holding the MR x NR
 // tile of C in registers for the whole block. The A panel (MR x KC) stays in L1 while the B block (KC x NB, 256 KB) is
 // streamed from L2. Edges are zero-padded in the packed copies and written back through a small tile.
@@ -292,23 +293,18 @@ static void product(const job *w, const float *a, const float *b, float *c, floa
           const float *bp = pb + (j / nr) * nr * kc;
           float *cij = c + i * ldc + j0 + j;
           const size_t cols = nc - j < (size_t)nr ? nc - j : (size_t)nr;
-          if (i < full && cols == (size_t)nr) {
-            kern.rows(kc, a + i * w->lda + p0, w->lda, bp, cij, ldc, accumulate);
-          } else if (i < full) {
-            kern.rows(kc, a + i * w->lda + p0, w->lda, bp, tile, nr, 0);
-            for (size_t r = 0; r < rows; r++) {
-              for (size_t q = 0; q < cols; q++) {
-                cij[r * ldc + q] = accumulate ? cij[r * ldc + q] + tile[r * nr + q] : tile[r * nr + q];
-              }
-            }
-          } else if (rows == (size_t)mr && cols == (size_t)nr) {
-            kern.kernel(kc, ap, bp, cij, ldc, accumulate);
-          } else {
-            kern.kernel(kc, ap, bp, tile, nr, 0);
-            for (size_t r = 0; r < rows; r++) {
-              for (size_t q = 0; q < cols; q++) {
-                cij[r * ldc + q] = accumulate ? cij[r * ldc + q] + tile[r * nr + q] : tile[r * nr + q];
-              }
+          const float *a_rows = i < full ? a + i * w->lda + p0 : NULL;
+          if (rows == (size_t)mr && cols == (size_t)nr) {
+            if (i < full) kern.rows(kc, a_rows, w->lda, bp, cij, ldc, accumulate);
+            else kern.kernel(kc, ap, bp, cij, ldc, accumulate);
+            continue;
+          }
+          // An edge: the full tile into `tile`, then its valid part into C.
+          if (i < full) kern.rows(kc, a_rows, w->lda, bp, tile, nr, 0);
+          else kern.kernel(kc, ap, bp, tile, nr, 0);
+          for (size_t r = 0; r < rows; r++) {
+            for (size_t q = 0; q < cols; q++) {
+              cij[r * ldc + q] = accumulate ? cij[r * ldc + q] + tile[r * nr + q] : tile[r * nr + q];
             }
           }
         }
