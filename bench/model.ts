@@ -5,8 +5,11 @@
  * - the tiny preset (DropToken 0), `ratio` = stock / fast, and on the fast path DropToken 0/25/50/75 %;
  * - a bigger case where matrix speed matters: one pre-LN Transformer block (attention + FFN), B=8, T=128, D=256,
  *   MLP 1024, 4 heads, variableGrads + Adam;
- * - the raw GEMM GFLOP/s of the fastest kernel here (the native one, 1024^3) and the stock wasm matmul's, and each
- *   step's achieved GFLOP/s with its fraction of that GEMM figure.
+ * - a BBS-size video backbone forward (32x224x224, batch 1, inference);
+ * - raw GEMM GFLOP/s on 1024^3 and the block's shapes of every engine here (ours, ONNX Runtime's MLAS, PyTorch's
+ *   BLAS) and the stock wasm matmul's, and each step's achieved GFLOP/s with its fraction of the best 1024^3 figure;
+ * - PyTorch on the CPU (bench/model-torch.ts) doing the same tiny step, block step and BBS forward, alternating with
+ *   ours, pinned to the same thread count: `torchRatio` = PyTorch ms / ours ms.
  */
 import * as tf from "@tensorflow/tfjs";
 import { randomForRun } from "../core/random.js";
@@ -38,6 +41,7 @@ import { ParamBuilder, type ParamMap } from "../model/params.js";
 import { trainStep } from "../model/step.js";
 import { buildEncoder, encoderBlock } from "../model/transformer.js";
 import { createModel, disposeModel } from "../model/vatt.js";
+import { bbsForwardCase, gemmShapes, runTorch, type TorchRun, torchUnavailable } from "./model-torch.js";
 
 const BATCH = 8;
 const CAPTIONS = 2;
@@ -50,6 +54,9 @@ const TIMED_STEPS = 10;
  */
 const TINY_BLOCKS = { rounds: 5, fast: { settle: 20, timed: 8 }, stock: { settle: 2, timed: 3 } };
 const BLOCK_BLOCKS = { rounds: 2, fast: { settle: 4, timed: 4 }, stock: { settle: 1, timed: 2 } };
+/** PyTorch's timed steps per round (each round one process, after its own warm-up), and the BBS forward's rounds. */
+const TORCH_STEPS = { tiny: 8, block: 4, bbs: 2 };
+const BBS_ROUNDS = 2;
 
 /**
  * FLOPs of one training step as executed: forward over the kept tokens (this implementation projects only kept
@@ -134,6 +141,13 @@ export function nativeGemmGflops(n: number, repeats: number): number | undefined
   return (2 * n ** 3) / (median(times.slice(1)) / 1e3) / 1e9;
 }
 
+/** PyTorch's median ms and torchRatio (PyTorch ms / ours ms) for a case, when it ran. */
+function torchFields(torchMs: number[], oursMs: number): { torchMs?: number; torchRatio?: number } {
+  if (!torchMs.length) return {};
+  const t = median(torchMs);
+  return { torchMs: round(t, 1), torchRatio: round(t / oursMs) };
+}
+
 type Mode = "fast" | "stock";
 
 /** Switches between the fast path and the stock wasm kernels (the model and optimiser state stay). */
@@ -160,6 +174,8 @@ function interleaved(
   fastOn: boolean,
   threads: number | undefined,
   plan: { rounds: number; fast: Block; stock: Block },
+  /** Runs after each round (the PyTorch side of the same case). */
+  afterRound?: () => void,
 ): { fast: number; stock?: number } {
   const modes: Mode[] = fastOn ? ["fast", "stock"] : ["stock"];
   const times: Record<Mode, number[]> = { fast: [], stock: [] };
@@ -170,6 +186,7 @@ function interleaved(
       for (let i = 0; i < block.settle; i++) step();
       for (let i = 0; i < block.timed; i++) times[mode].push(timeMs(step));
     }
+    afterRound?.();
   }
   if (fastOn) useMode("fast", threads);
   return fastOn ? { fast: median(times.fast), stock: median(times.stock) } : { fast: median(times.stock) };
@@ -232,14 +249,30 @@ export async function benchModel(opts: { json: boolean }): Promise<Record<string
   const base = presetConfig("tiny");
   if (!base) throw new Error("tiny preset missing");
 
-  // Raw matrix speed: the native GEMM alone, and the stock wasm matmul (XNNPACK, untransposed, one thread).
-  const gemm = fast.enabled ? nativeGemmGflops(1024, 8) : undefined;
+  const torchThreads = fast.enabled ? fast.threads : 1;
+  const noTorch = torchUnavailable();
+  if (noTorch) note(`PyTorch side skipped: ${noTorch}`);
+  /** The PyTorch side of a case: timed ms over rounds, and the threads it reported. */
+  const torchSide = { tiny: [] as number[], block: [] as number[], bbs: [] as number[] };
+  let torchInfo: TorchRun | undefined;
+  const torchRound = (kind: keyof typeof torchSide) =>
+    noTorch
+      ? undefined
+      : () => {
+          const r = runTorch(kind, TORCH_STEPS[kind], torchThreads);
+          torchInfo ??= r;
+          torchSide[kind].push(...(r.ms ?? []));
+        };
+
+  // Raw matrix speed: every engine on 1024^3 and the block's shapes, and the stock wasm matmul.
+  const shapes = fast.enabled ? gemmShapes(fast.threads, !noTorch) : undefined;
+  const gemm = shapes?.["1024^3"];
   disableFastKernels();
   const stockMatmul = matmulGflops(1024, 4);
   if (fastOn) enableFastKernels({ threads });
-  const gemmGflops = gemm ?? stockMatmul;
+  const gemmGflops = gemm?.best ?? stockMatmul;
   note(
-    `GEMM 1024^3: ${fast.enabled ? `native ${gemm?.toFixed(1)} GFLOP/s on ${fast.threads} threads, ` : ""}` +
+    `GEMM 1024^3 on ${torchThreads} thread(s): ${gemm ? `ours ${gemm.ours}, MLAS ${gemm.mlas}, PyTorch ${gemm.torch ?? "-"} GFLOP/s, ` : ""}` +
       `stock wasm ${stockMatmul.toFixed(1)} GFLOP/s`,
   );
 
@@ -256,6 +289,7 @@ export async function benchModel(opts: { json: boolean }): Promise<Record<string
     fastOn,
     threads,
     TINY_BLOCKS,
+    torchRound("tiny"),
   );
   disposeOptimizer(opt);
   disposeModel(model);
@@ -273,6 +307,7 @@ export async function benchModel(opts: { json: boolean }): Promise<Record<string
     ratio: tinyTimes.stock === undefined ? null : round(tinyTimes.stock / tinyTimes.fast),
     gflops: round(tinyFlops / 1e9 / (tinyTimes.fast / 1e3)),
     gemmFraction: round(tinyFlops / 1e9 / (tinyTimes.fast / 1e3) / gemmGflops, 3),
+    ...torchFields(torchSide.tiny, tinyTimes.fast),
   };
   note(`tiny: fast ${tiny.fastMsPerStep} ms/step, stock ${tiny.stockMsPerStep} ms/step, ratio ${tiny.ratio}`);
 
@@ -303,7 +338,7 @@ export async function benchModel(opts: { json: boolean }): Promise<Record<string
 
   // The bigger case: one Transformer block at sizes where matrix speed decides.
   const block = blockCase();
-  const blockTimes = interleaved(block.step, fastOn, threads, BLOCK_BLOCKS);
+  const blockTimes = interleaved(block.step, fastOn, threads, BLOCK_BLOCKS, torchRound("block"));
   block.dispose();
   const blockResult = {
     config: `one pre-LN Transformer block (attention + FFN), B=${BLOCK.batch}, T=${BLOCK.tokens}, D=${BLOCK.hidden}, MLP ${BLOCK.mlp}, ${BLOCK.heads} heads, variableGrads + Adam`,
@@ -313,12 +348,35 @@ export async function benchModel(opts: { json: boolean }): Promise<Record<string
     ratio: blockTimes.stock === undefined ? null : round(blockTimes.stock / blockTimes.fast),
     gflops: round(block.flops / 1e9 / (blockTimes.fast / 1e3)),
     gemmFraction: round(block.flops / 1e9 / (blockTimes.fast / 1e3) / gemmGflops, 3),
+    ...torchFields(torchSide.block, blockTimes.fast),
   };
   note(
     `block: fast ${blockResult.fastMsPerStep} ms/step (${blockResult.gflops} GFLOP/s, ` +
       `${(100 * blockResult.gemmFraction).toFixed(0)} % of GEMM), stock ${blockResult.stockMsPerStep} ms/step, ` +
       `ratio ${blockResult.ratio}`,
   );
+
+  // A BBS-size video backbone forward, inference, fast path only, alternating with PyTorch's.
+  const bbs = bbsForwardCase();
+  const bbsTimes: number[] = [];
+  const bbsTorch = torchRound("bbs");
+  bbs.forward();
+  for (let r = 0; r < BBS_ROUNDS; r++) {
+    bbsTimes.push(timeMs(bbs.forward));
+    bbsTorch?.();
+  }
+  bbs.dispose();
+  const bbsMs = median(bbsTimes);
+  const bbsResult = {
+    config:
+      "BBS video backbone (12 layers, D=768, MLP 3072), 32x224x224 clip, 1568 + 1 tokens, batch 1, inference",
+    gflopPerForward: round(bbs.flops / 1e9, 1),
+    msPerForward: round(bbsMs, 0),
+    gflops: round(bbs.flops / 1e9 / (bbsMs / 1e3)),
+    gemmFraction: round(bbs.flops / 1e9 / (bbsMs / 1e3) / gemmGflops, 3),
+    ...torchFields(torchSide.bbs, bbsMs),
+  };
+  note(`BBS forward: ${bbsResult.msPerForward} ms, PyTorch ${bbsResult.torchMs ?? "-"} ms`);
 
   return {
     name: "model",
@@ -331,13 +389,29 @@ export async function benchModel(opts: { json: boolean }): Promise<Record<string
     stockMsPerStep: tiny.stockMsPerStep,
     stepGflops: tiny.gflops,
     gemmGflops: round(gemmGflops),
-    gemmEngine:
-      gemm === undefined
-        ? "wasm (stock)"
-        : `onnxruntime ${fast.version} via ${fast.caller} (${fast.threads} threads)`,
+    gemmEngine: gemm === undefined ? "wasm (stock)" : `best of the machine: ${gemm.bestEngine}`,
+    /** GFLOP/s per shape: ours (native/sgemm.c), MLAS (onnxruntime), PyTorch's BLAS; fractions of the best. */
+    gemmShapes: shapes
+      ? Object.fromEntries(
+          Object.entries(shapes).map(([k, v]) => [
+            k,
+            { ...v, oursFraction: v.ours === undefined ? null : round(v.ours / v.best, 3) },
+          ]),
+        )
+      : null,
+    torch: noTorch
+      ? { skipped: noTorch }
+      : {
+          version: torchInfo?.torch,
+          threadsPinned: torchThreads,
+          torchThreads: torchInfo?.torchThreads,
+          blasThreads: torchInfo?.blasThreads,
+          blas: torchInfo?.blas,
+        },
     stockMatmulGflops: round(stockMatmul),
     tiny: { ...tiny, rates },
     block: blockResult,
+    bbsForward: bbsResult,
     peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
   };
 }

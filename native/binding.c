@@ -19,6 +19,7 @@
 #include "norms.h"
 #include "patches.h"
 #include "rows.h"
+#include "sgemm.h"
 
 #define CHECK(call)                                                                                          \
   if ((call) != napi_ok) {                                                                                   \
@@ -581,6 +582,74 @@ static napi_value OrtMatmul(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// sgemm(a, dimsA, b, dimsB, transA: boolean, transB: boolean, out, dimsOut, threads): undefined. op(A) @ op(B) into
+// out as ortMatmul: ranks 2 or 3, a rank-3 operand's leading axis a batch broadcast against a rank-2 one (or one of
+// size 1). Throws a RangeError when the dims do not describe such a product.
+static napi_value Sgemm(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *a, *b, *out;
+  size_t na, nb, nout, ra, rb, rout;
+  int64_t da[3], db[3], dout[3];
+  bool trans_a, trans_b;
+  int threads;
+  if (argc != 9 || !typed_array(env, argv[0], napi_float32_array, &a, &na) ||
+      !typed_array(env, argv[2], napi_float32_array, &b, &nb) ||
+      !typed_array(env, argv[6], napi_float32_array, &out, &nout) ||
+      napi_get_value_bool(env, argv[4], &trans_a) != napi_ok || napi_get_value_bool(env, argv[5], &trans_b) != napi_ok ||
+      napi_get_value_int32(env, argv[8], &threads) != napi_ok || threads < 1) {
+    napi_throw_type_error(env, NULL,
+                          "sgemm: expected (a, dimsA, b, dimsB, transA, transB, out, dimsOut: Float32Arrays + dims, "
+                          "threads >= 1)");
+    return NULL;
+  }
+  if (!read_dims(env, argv[1], da, &ra, na) || !read_dims(env, argv[3], db, &rb, nb) ||
+      !read_dims(env, argv[7], dout, &rout, nout) || ra < 2 || rb < 2 || rout < 2) {
+    napi_throw_range_error(env, NULL, "sgemm: dims must be 2 or 3 whole numbers whose product is the length");
+    return NULL;
+  }
+  const size_t batch_a = ra == 3 ? (size_t)da[0] : 1, batch_b = rb == 3 ? (size_t)db[0] : 1;
+  const size_t a0 = (size_t)da[ra - 2], a1 = (size_t)da[ra - 1], b0 = (size_t)db[rb - 2], b1 = (size_t)db[rb - 1];
+  const size_t m = trans_a ? a1 : a0, k = trans_a ? a0 : a1, kb = trans_b ? b1 : b0, n = trans_b ? b0 : b1;
+  const size_t batch = batch_a > batch_b ? batch_a : batch_b;
+  const size_t batch_out = rout == 3 ? (size_t)dout[0] : 1;
+  if (k != kb || (batch_a != batch && batch_a != 1) || (batch_b != batch && batch_b != 1) ||
+      (size_t)dout[rout - 2] != m || (size_t)dout[rout - 1] != n || batch_out != batch) {
+    napi_throw_range_error(env, NULL, "sgemm: the operands' and the output's dims do not make a product");
+    return NULL;
+  }
+  int bad;
+  if (batch > 1 && batch_b == 1 && !trans_a) {
+    // Rows of every batch of A against one B: a single product over batch * m rows.
+    bad = sgemm(a, b, out, 1, batch_a * m, n, k, 0, trans_b, 0, 0, 0, threads);
+  } else {
+    bad = sgemm(a, b, out, batch, m, n, k, trans_a, trans_b, batch_a == 1 ? 0 : m * k, batch_b == 1 ? 0 : k * n,
+                m * n, threads);
+  }
+  if (bad) napi_throw_error(env, NULL, "sgemm: out of memory for the packing buffers");
+  return NULL;
+}
+
+// sgemmKernel(name?: string): string. The microkernel in use; with a name ("avx512", "avx2", "c"), forces it first
+// (tests) and throws when this processor cannot run it.
+static napi_value SgemmKernel(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc == 1) {
+    char name[16];
+    size_t len;
+    if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok || sgemm_use_kernel(name)) {
+      napi_throw_error(env, NULL, "sgemmKernel: unknown kernel, or not supported by this processor");
+      return NULL;
+    }
+  }
+  napi_value result;
+  CHECK(napi_create_string_utf8(env, sgemm_kernel_name(), NAPI_AUTO_LENGTH, &result));
+  return result;
+}
+
 // sumSquares(g: Float32Array): number (NaN entries count as 0)
 static napi_value SumSquares(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -673,7 +742,8 @@ NAPI_MODULE_INIT() {
       !export_function(env, exports, "addInto", AddInto) ||
       !export_function(env, exports, "videoPatches", VideoPatches) ||
       !export_function(env, exports, "ortOpen", OrtOpen) || !export_function(env, exports, "ortSession", OrtSession) ||
-      !export_function(env, exports, "ortMatmul", OrtMatmul) ||
+      !export_function(env, exports, "ortMatmul", OrtMatmul) || !export_function(env, exports, "sgemm", Sgemm) ||
+      !export_function(env, exports, "sgemmKernel", SgemmKernel) ||
       !export_function(env, exports, "adamUpdate", AdamUpdate) ||
       !export_function(env, exports, "nibbleScanTop", NibbleScanTop) ||
       !export_function(env, exports, "nibbleScanKernel", NibbleScanKernel)) {

@@ -147,6 +147,23 @@ export interface NativeKernels {
    * compare them), throwing where the CPU lacks it.
    */
   nibbleScanKernel(use?: string): string;
+  /**
+   * native/sgemm.c: op(A) @ op(B) into out, with ortMatmul's dims (ranks 2-3, a rank-3 batch broadcast against a
+   * rank-2 operand), the columns split over up to `threads` threads (results independent of it).
+   */
+  sgemm(
+    a: Float32Array,
+    dimsA: readonly number[],
+    b: Float32Array,
+    dimsB: readonly number[],
+    transA: boolean,
+    transB: boolean,
+    out: Float32Array,
+    dimsOut: readonly number[],
+    threads: number,
+  ): void;
+  /** Which of sgemm's microkernels runs: "avx512", "avx2" or "c"; `use` switches first (tests), throwing where unsupported. */
+  sgemmKernel(use?: string): string;
 }
 
 interface JpegDecoder {
@@ -309,6 +326,13 @@ export function nativeModelKernels():
     >
   | undefined {
   return useNativeKernels && !(loaded instanceof Error) ? loaded : undefined;
+}
+
+/** The packed-panel SGEMM (native/sgemm.c), or undefined where the native kernels are not in use (or predate it). */
+export function nativeSgemm(): Pick<NativeKernels, "sgemm" | "sgemmKernel"> | undefined {
+  return useNativeKernels && !(loaded instanceof Error) && typeof loaded.sgemm === "function"
+    ? loaded
+    : undefined;
 }
 
 /** The embedding index's first-stage scan (native/nibble_scan.c), or undefined where not in use. */

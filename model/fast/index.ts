@@ -13,6 +13,7 @@
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import { registerFusedOps, unregisterFusedOps } from "./fused-kernels.js";
+import { gemmPolicyFromEnv, withOwnSgemm } from "./native-gemm.js";
 import { loadOnnxGemm, type OnnxGemm } from "./onnx-gemm.js";
 import { FAST_KERNELS, REPLACEMENTS } from "./replacements.js";
 import { type EngineInternals, installed } from "./wasm.js";
@@ -54,10 +55,15 @@ export interface FastKernelsInfo {
   version?: string;
   /** How products reach ONNX Runtime (model/fast/onnx-gemm.ts `OnnxGemm.caller`), when used. */
   caller?: OnnxGemm["caller"];
+  /**
+   * native/sgemm.c's microkernel and the policy (model/fast/native-gemm.ts, VATT_GEMM) when some products run on
+   * it, e.g. "avx512 (auto)"; absent when every product goes to ONNX Runtime.
+   */
+  sgemm?: string;
 }
 
-/** Loaded GEMMs by thread count: sessions are kept across disable/enable (a benchmark toggles them). */
-const loadedGemms = new Map<number, OnnxGemm>();
+/** Loaded GEMMs by thread count and policy: sessions are kept across disable/enable (a benchmark toggles them). */
+const loadedGemms = new Map<string, OnnxGemm & { sgemm?: string }>();
 const OFF: FastKernelsInfo = {
   enabled: false,
   fusedOptimizer: false,
@@ -142,7 +148,11 @@ function restoreSavedTensors(): void {
  */
 export function enableFastKernels(opts: { threads?: number } = {}): FastKernelsInfo {
   const threads = fastThreads(opts.threads);
-  if (info.enabled && installed.gemm && installed.gemm.threads === threads) return fastKernelsInfo();
+  const policy = gemmPolicyFromEnv();
+  const key = `${threads}/${policy}`;
+  if (info.enabled && installed.gemm !== undefined && installed.gemm === loadedGemms.get(key)) {
+    return fastKernelsInfo();
+  }
   disableFastKernels();
   for (const name of FAST_KERNELS) {
     if (!tf.getKernel(name, "wasm")) {
@@ -150,15 +160,15 @@ export function enableFastKernels(opts: { threads?: number } = {}): FastKernelsI
       return fastKernelsInfo();
     }
   }
-  let g = loadedGemms.get(threads);
+  let g = loadedGemms.get(key);
   if (!g) {
     const loaded = loadOnnxGemm(threads);
     if (!loaded.gemm) {
       info = { ...OFF, fusedOptimizer: true, reason: loaded.reason };
       return fastKernelsInfo();
     }
-    g = loaded.gemm;
-    loadedGemms.set(threads, g);
+    g = withOwnSgemm(loaded.gemm, policy);
+    loadedGemms.set(key, g);
   }
   installed.gemm = g;
   const stock = new Map<string, tf.KernelConfig>();
@@ -180,6 +190,7 @@ export function enableFastKernels(opts: { threads?: number } = {}): FastKernelsI
     kernels: [...FAST_KERNELS],
     version: installed.gemm.version,
     caller: installed.gemm.caller,
+    ...(g.sgemm ? { sgemm: g.sgemm } : {}),
   };
   return fastKernelsInfo();
 }
