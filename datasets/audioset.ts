@@ -61,7 +61,9 @@ export async function readClassLabels(path: string, skips: SkipLog): Promise<Aud
   for await (const rec of readCsvRecords(path, { comment: null })) {
     const at = where(path, rec.line);
     if ("error" in rec) {
-      skips.record(tag, "bad-row", `${at}: ${rec.error} in '${excerpt(rec.text)}'. ${BAD_ROW_HINT}`);
+      skips.record(tag, "bad-row", `${at}: ${rec.error} in '${excerpt(rec.text)}'. ${BAD_ROW_HINT}`, {
+        item: at,
+      });
       continue;
     }
     if (header) {
@@ -76,11 +78,14 @@ export async function readClassLabels(path: string, skips: SkipLog): Promise<Aud
         "bad-row",
         `${at}: expected 3 columns index,mid,display_name with an integer index 0..${MAX_CLASS_INDEX}, found ` +
           `${rec.fields.length} in '${excerpt(rec.text)}' (quote names that hold commas). ${BAD_ROW_HINT}`,
+        { item: at },
       );
       continue;
     }
     if (mids[index] !== undefined || indexOf.has(mid)) {
-      skips.record(tag, "bad-row", `${at}: index ${index} or mid ${mid} appears twice. ${BAD_ROW_HINT}`);
+      skips.record(tag, "bad-row", `${at}: index ${index} or mid ${mid} appears twice. ${BAD_ROW_HINT}`, {
+        item: at,
+      });
       continue;
     }
     mids[index] = mid;
@@ -126,6 +131,7 @@ export async function readOntology(path: string, skips: SkipLog): Promise<Ontolo
         `audioset:${basename(path)}`,
         "bad-row",
         `${path} element ${i}: an ontology node needs string "id" and "name"; skipped.`,
+        { item: `${path} element ${i}`, unit: "node" },
       );
       return;
     }
@@ -208,7 +214,10 @@ export function audioSet(opts: AudioSetOptions): ClipSource {
       const at = where(segmentsPath, rec.line);
       const row = "error" in rec ? rec : parseSegmentRow(rec.fields);
       if ("error" in row) {
-        skips.record(tag, "bad-row", `${at}: ${row.error} in '${excerpt(rec.text)}'. ${BAD_ROW_HINT}`);
+        skips.record(tag, "bad-row", `${at}: ${row.error} in '${excerpt(rec.text)}'. ${BAD_ROW_HINT}`, {
+          item: at,
+          pass: epoch,
+        });
         continue;
       }
       const labels: number[] = [];
@@ -220,6 +229,7 @@ export function audioSet(opts: AudioSetOptions): ClipSource {
             "unknown-label",
             `${at}: label ${mid} is not in ${labelsPath}; the label was dropped. Use the class list that ` +
               "matches this segments file.",
+            { item: `${at}: ${mid}`, unit: "label", pass: epoch },
           );
         } else if (!labels.includes(label)) labels.push(label);
       }
@@ -232,6 +242,7 @@ export function audioSet(opts: AudioSetOptions): ClipSource {
           "missing-file",
           `${at}: no clip ${stem}.{${AUDIOSET_EXTENSIONS.join(",")}} in ${clipsDir} (the video may be gone ` +
             "from YouTube); skipped.",
+          { item: join(clipsDir, `${stem}.*`), pass: epoch },
         );
         continue;
       }

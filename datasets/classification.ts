@@ -45,7 +45,9 @@ type Item = {
   label: number | undefined;
   duration?: number;
 };
-type Listed = Item | { skip: string };
+/** A line that cannot be used: the message, and where it is ("FILE line N", the skip's item). */
+type Skipped = { skip: string; at: string };
+type Listed = Item | Skipped;
 
 const SKIP_HINT = "Fix or delete the line; it was skipped.";
 
@@ -68,7 +70,7 @@ function classificationSource(
     let index = 0;
     for await (const item of items()) {
       if ("skip" in item) {
-        skips.record(name, "bad-row", item.skip);
+        skips.record(name, "bad-row", item.skip, { item: item.at, pass: epoch });
         continue;
       }
       const path = await item.candidates();
@@ -77,6 +79,7 @@ function classificationSource(
           name,
           "missing-file",
           `${item.at}: no media file for ${item.id}; skipped (download it or drop the line).`,
+          { item: item.at, unit: "file", pass: epoch },
         );
         continue;
       }
@@ -155,6 +158,7 @@ export function ucf101(opts: Ucf101Options): ClassificationSource {
       const label = num !== undefined ? Number(num) - 1 : byName.get(rel.split("/")[0]);
       if (label === undefined || !Number.isInteger(label) || label < 0 || label >= names.length) {
         yield {
+          at: where(opts.splitFile, line),
           skip: `${where(opts.splitFile, line)}: no known class for '${excerpt(text)}' (classes from ${classIndex}). ${SKIP_HINT}`,
         };
         continue;
@@ -197,6 +201,7 @@ export function hmdb51(opts: Hmdb51Options): ClassificationSource {
         const [video, flag] = text.split(/\s+/);
         if (flag !== "0" && flag !== "1" && flag !== "2") {
           yield {
+            at: where(file, line),
             skip: `${where(file, line)}: expected '<video> <0|1|2>', found '${excerpt(text)}'. ${SKIP_HINT}`,
           };
           continue;
@@ -240,12 +245,12 @@ export function kinetics(opts: KineticsOptions): ClassificationSource {
     end: number;
     split?: string;
   };
-  async function* rows(): AsyncGenerator<Row | { skip: string }> {
+  async function* rows(): AsyncGenerator<Row | Skipped> {
     let cols: Map<string, number> | undefined;
     for await (const rec of readCsvRecords(opts.csv, { comment: null })) {
       const at = where(opts.csv, rec.line);
       if ("error" in rec) {
-        yield { skip: `${at}: ${rec.error}. ${SKIP_HINT}` };
+        yield { at, skip: `${at}: ${rec.error}. ${SKIP_HINT}` };
         continue;
       }
       if (!cols) {
@@ -266,6 +271,7 @@ export function kinetics(opts: KineticsOptions): ClassificationSource {
       const id = get("youtube_id") ?? "";
       if (rec.fields.length !== cols.size || id === "" || !(start >= 0) || !(end > start)) {
         yield {
+          at,
           skip: `${at}: expected ${cols.size} columns with a youtube_id and 0 <= time_start < time_end, found '${excerpt(rec.text)}'. ${SKIP_HINT}`,
         };
         continue;
@@ -290,6 +296,7 @@ export function kinetics(opts: KineticsOptions): ClassificationSource {
       const label = r.label ? byName.get(r.label) : undefined;
       if (r.label && label === undefined) {
         yield {
+          at: where(opts.csv, r.line),
           skip: `${where(opts.csv, r.line)}: unknown class '${r.label}' (not in the class list). ${SKIP_HINT}`,
         };
         continue;
@@ -317,12 +324,12 @@ const ESC50_SECONDS = 5;
 export function esc50(opts: Esc50Options): ClassificationSource {
   const csv = join(opts.root, "meta", "esc50.csv");
   type Row = { line: number; filename: string; fold: number; target: number; category: string };
-  async function* rows(): AsyncGenerator<Row | { skip: string }> {
+  async function* rows(): AsyncGenerator<Row | Skipped> {
     let cols: Map<string, number> | undefined;
     for await (const rec of readCsvRecords(csv, { comment: null })) {
       const at = where(csv, rec.line);
       if ("error" in rec) {
-        yield { skip: `${at}: ${rec.error}. ${SKIP_HINT}` };
+        yield { at, skip: `${at}: ${rec.error}. ${SKIP_HINT}` };
         continue;
       }
       if (!cols) {
@@ -343,6 +350,7 @@ export function esc50(opts: Esc50Options): ClassificationSource {
         target > MAX_CLASS_INDEX
       ) {
         yield {
+          at,
           skip: `${at}: expected ${cols.size} columns with a filename and an integer target 0..${MAX_CLASS_INDEX}, found '${excerpt(rec.text)}'. ${SKIP_HINT}`,
         };
         continue;

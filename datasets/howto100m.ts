@@ -119,8 +119,8 @@ function typeName(v: unknown): string {
   return v === null ? "null" : Array.isArray(v) ? "an array" : typeof v;
 }
 
-/** The video ids listed in HowTo100M_v1.csv; malformed rows are recorded and skipped. */
-export async function readHowToVideoIds(path: string, skips: SkipLog): Promise<Set<string>> {
+/** The video ids listed in HowTo100M_v1.csv; malformed rows are recorded (as met in `pass`) and skipped. */
+export async function readHowToVideoIds(path: string, skips: SkipLog, pass?: number): Promise<Set<string>> {
   const ids = new Set<string>();
   const tag = `howto100m:${basename(path)}`;
   let column = -1;
@@ -130,6 +130,7 @@ export async function readHowToVideoIds(path: string, skips: SkipLog): Promise<S
         tag,
         "bad-row",
         `${where(path, rec.line)}: ${rec.error} in '${excerpt(rec.text)}'. Fix the quoting; the row was skipped.`,
+        { item: where(path, rec.line), pass },
       );
       continue;
     }
@@ -150,6 +151,7 @@ export async function readHowToVideoIds(path: string, skips: SkipLog): Promise<S
         "bad-row",
         `${where(path, rec.line)}: no video_id in '${excerpt(rec.text)}' (expected 5 columns ` +
           "video_id,category_1,category_2,rank,task_id). Fix or delete the line; the row was skipped.",
+        { item: where(path, rec.line), pass },
       );
       continue;
     }
@@ -171,14 +173,18 @@ export function howTo100M(opts: HowTo100MOptions): ClipSource {
 
   async function* refs(epoch: number): AsyncGenerator<ClipRef> {
     // Read again every epoch, so rows added while training (`vatt pretrain --follow`) are picked up.
-    const listed = csvPath ? await readHowToVideoIds(csvPath, skips) : undefined;
-    const seen = listed ? new Set<string>() : undefined;
+    const listed = csvPath ? await readHowToVideoIds(csvPath, skips, epoch) : undefined;
+    const seen = { pass: epoch };
+    const seenIds = listed ? new Set<string>() : undefined;
     let index = 0;
     for await (const event of scanJsonObject(captionsPath)) {
       const at = where(captionsPath, event.line);
       if (event.kind === "error") {
-        if (event.key !== undefined) seen?.add(event.key); // reported here; not "missing" at the end
-        skips.record(captionTag, "bad-json", `${at}: ${event.message}. The entry was skipped.`);
+        if (event.key !== undefined) seenIds?.add(event.key); // reported here; not "missing" at the end
+        skips.record(captionTag, "bad-json", `${at}: ${event.message}. The entry was skipped.`, {
+          item: at,
+          ...seen,
+        });
         continue;
       }
       const videoId = event.key;
@@ -188,16 +194,18 @@ export function howTo100M(opts: HowTo100MOptions): ClipSource {
           "unknown-video",
           `${at}: video id "${videoId}" is not listed in ${csvPath}. Add it to the CSV or remove it from ` +
             "caption.json; the video was skipped.",
+          { item: at, ...seen },
         );
         continue;
       }
-      seen?.add(videoId);
+      seenIds?.add(videoId);
       const entry = parseCaptionEntry(event.value);
       if ("error" in entry) {
         skips.record(
           captionTag,
           "bad-captions",
           `${at}: video "${videoId}": ${entry.error}. The video was skipped.`,
+          { item: at, ...seen },
         );
         continue;
       }
@@ -206,10 +214,19 @@ export function howTo100M(opts: HowTo100MOptions): ClipSource {
           captionTag,
           "bad-caption",
           `${at}: video "${videoId}", caption ${p.index}: ${p.message}. The caption was dropped.`,
+          { item: `${at}, caption ${p.index}`, unit: "caption", ...seen },
         );
       }
       if (entry.captions.length === 0) {
-        skips.record(captionTag, "no-captions", `${at}: video "${videoId}" has no usable captions; skipped.`);
+        skips.record(
+          captionTag,
+          "no-captions",
+          `${at}: video "${videoId}" has no usable captions; skipped.`,
+          {
+            item: at,
+            ...seen,
+          },
+        );
         continue;
       }
       const path = await findMediaFile(videosDir, videoId, VIDEO_EXTENSIONS);
@@ -219,6 +236,7 @@ export function howTo100M(opts: HowTo100MOptions): ClipSource {
           "missing-file",
           `video "${videoId}" (${at}) has no file in ${videosDir}: looked for ` +
             `${videoId}.{${VIDEO_EXTENSIONS.join(",")}}. Download it or drop it from the lists; skipped.`,
+          { item: join(videosDir, `${videoId}.*`), ...seen },
         );
         continue;
       }
@@ -249,13 +267,14 @@ export function howTo100M(opts: HowTo100MOptions): ClipSource {
         };
       }
     }
-    if (listed && seen) {
+    if (listed && seenIds) {
       for (const id of listed) {
-        if (!seen.has(id)) {
+        if (!seenIds.has(id)) {
           skips.record(
             captionTag,
             "no-captions",
             `video "${id}" is listed in ${csvPath} but has no entry in ${captionsPath}; skipped.`,
+            { item: `${csvPath}: ${id}`, unit: "video", ...seen },
           );
         }
       }

@@ -210,6 +210,7 @@ export function manifest(opts: ManifestOptions): ClipSource {
           tag,
           "bad-row",
           `${opts.path} ${raw.at}: ${row.error}. Fix or delete the row; it was skipped.`,
+          { item: `${opts.path} ${raw.at}`, pass: epoch },
         );
         continue;
       }
@@ -219,6 +220,7 @@ export function manifest(opts: ManifestOptions): ClipSource {
           tag,
           "missing-file",
           `${opts.path} ${raw.at}: no file ${path} (paths are relative to the manifest's folder); skipped.`,
+          { item: path, pass: epoch },
         );
         continue;
       }

@@ -46,7 +46,10 @@ export function msrvtt(opts: MsrVttOptions): ClipSource {
     for await (const rec of readCsvRecords(csv, { comment: null, trim: false })) {
       const at = where(csv, rec.line);
       if ("error" in rec) {
-        skips.record(NAME, "bad-row", `${at}: ${rec.error}. Fix or delete the line; it was skipped.`);
+        skips.record(NAME, "bad-row", `${at}: ${rec.error}. Fix or delete the line; it was skipped.`, {
+          item: at,
+          pass: epoch,
+        });
         continue;
       }
       if (!cols) {
@@ -73,6 +76,7 @@ export function msrvtt(opts: MsrVttOptions): ClipSource {
           "bad-row",
           `${at}: expected ${cols.size} columns with a video_id and a sentence, found '${excerpt(rec.text)}'. ` +
             "Fix or delete the line; it was skipped.",
+          { item: at, pass: epoch },
         );
         continue;
       }
@@ -83,6 +87,7 @@ export function msrvtt(opts: MsrVttOptions): ClipSource {
           "missing-file",
           `${at}: no file for ${id} in ${videos} (looked for ${id}.{${VIDEO_EXTENSIONS.join(",")}}). ` +
             "Download it or drop the line; skipped.",
+          { item: join(videos, `${id}.*`), pass: epoch },
         );
         continue;
       }

@@ -134,14 +134,19 @@ export function youcook2(opts: YouCook2Options): ClipSource {
     let index = 0;
     for (const [videoId, value] of Object.entries(database)) {
       const at = () => `${where(annotations, lineOfKey(text, videoId))}: video "${videoId}"`;
+      const seen = { item: `${annotations}: ${videoId}`, unit: "video", pass: epoch };
       const entry = parseYouCook2Entry(value);
       if ("error" in entry) {
-        skips.record(NAME, "bad-entry", `${at()}: ${entry.error}. The video was skipped.`);
+        skips.record(NAME, "bad-entry", `${at()}: ${entry.error}. The video was skipped.`, seen);
         continue;
       }
       if (entry.subset !== subset) continue;
       for (const p of entry.problems) {
-        skips.record(NAME, "bad-annotation", `${at()}, ${p}. The segment was dropped.`);
+        skips.record(NAME, "bad-annotation", `${at()}, ${p}. The segment was dropped.`, {
+          ...seen,
+          item: `${seen.item}: ${p}`,
+          unit: "segment",
+        });
       }
       if (entry.segments.length === 0) continue;
       const folder = join(videos, entry.subset, entry.recipeType);
@@ -152,6 +157,7 @@ export function youcook2(opts: YouCook2Options): ClipSource {
           "missing-file",
           `${at()}: no file in ${folder} (looked for ${videoId}.{${VIDEO_EXTENSIONS.join(",")}}); its ` +
             `${entry.segments.length} segments were skipped. Download it or drop the entry.`,
+          { item: join(folder, `${videoId}.*`), pass: epoch },
         );
         continue;
       }

@@ -106,6 +106,15 @@ export const PRETRAIN_SCHEMA = {
       min: 100,
       help: "per-clip decode limit",
     },
+    retireAfter: {
+      kind: "number",
+      default: 3,
+      integer: true,
+      min: 0,
+      help:
+        "passes in a row a video may fail in every window it is asked for before it is retired: not asked for " +
+        "again in the run, listed in RUN/retired-files.json (0: never)",
+    },
     heldOutShare: {
       kind: "number",
       default: 0.2,

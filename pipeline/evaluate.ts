@@ -79,6 +79,7 @@ export async function evaluateRetrieval(o: EvaluateOptions): Promise<EvalReport>
       concurrency: o.concurrency,
       buffer: 1,
       skips: o.skips,
+      pass: () => `eval@${o.step}`, // each evaluation is one pass over the held-out items
       decode: { ...o.decode, seed: 0 },
       views: { outHeight: g.height, outWidth: g.width },
     },

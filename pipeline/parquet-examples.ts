@@ -266,6 +266,7 @@ function recordCutSkip(skips: SkipLog) {
       "parquet:decode",
       "corrupt",
       `${cut.ref.source}:${cut.ref.id} (${cut.ref.path}): ${(err as Error).message}; the clip was skipped`,
+      { item: `${cut.ref.path}: ${cut.ref.id}`, unit: "stored video", pass: cut.ref.epoch },
     );
   };
 }

@@ -222,6 +222,7 @@ function recordSpanSkip(skips: SkipLog) {
       "prepare:decode",
       err.kind,
       `${item.source}:${item.id} (${item.path}): ${err.message}; the video was left out of its shard`,
+      { item: item.path },
     );
   };
 }
@@ -235,7 +236,7 @@ async function writeShard(
   decode: Partial<SpanDecodeOptions>,
   skips: SkipLog,
 ): Promise<ShardReceipt> {
-  const shardSkips = new SkipLog(50, (e) => skips.record(e.where, e.reason, e.message));
+  const shardSkips = new SkipLog(50, (e) => skips.record(e.where, e.reason, e.message, e));
   let rows = 0;
   let frames = 0;
   let seconds = 0;

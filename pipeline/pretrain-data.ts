@@ -22,6 +22,7 @@ import { mixSources } from "../operators/mix.js";
 import { loadVocabulary, SPECIAL_TOKENS, Vocabulary } from "../operators/tokenize.js";
 import type { PretrainConfig } from "./config.js";
 import { parquetExamples } from "./parquet-examples.js";
+import { RETIRED_FILES, type RetirementWatch } from "./retirement.js";
 import { pretrainingExamples } from "./stream.js";
 import { captionVocabulary, writeVocabulary } from "./vocab.js";
 
@@ -148,6 +149,13 @@ export interface BatchStreamOptions {
   /** Poll interval while waiting for new data in follow mode. */
   followPollMs?: number;
   signal?: AbortSignal;
+  /**
+   * Retires files that fail pass after pass (raw video only): hears the decodes, drops retired files' clips.
+   * Without it every clip is asked for every pass.
+   */
+  retirement?: RetirementWatch;
+  /** Progress notes (a pass whose every file is retired). */
+  log?: (line: string) => void;
 }
 
 /** Files whose change means the dataset changed: the index files and the media folders. */
@@ -194,19 +202,35 @@ async function* refsFollowing(
   const follow = o.config.data.follow;
   const pollMs = o.followPollMs ?? 2000;
   const watched = watchedPaths(o.config);
+  const retirement = o.retirement;
   let resume = o.resume;
+  let pass = resume?.epoch ?? -1;
   for (;;) {
     let stamp = follow ? await datasetStamp(watched) : "";
     let checked = Date.now();
     let last: ClipRef | undefined;
     let changed = false;
+    // Clips of this pass read and served: a pass that reads clips but serves none (every file in it retired)
+    // ends the data like an empty pass, instead of reading the listing again and again.
+    let read = 0;
+    let served = 0;
     for await (const ref of orderedRefs(source, {
       seed: o.config.seed,
       epochs: Number.POSITIVE_INFINITY,
       shuffleBuffer: o.config.data.shuffleBuffer,
       resume,
     })) {
+      if (ref.epoch !== pass) {
+        if (read > 0 && served === 0) break;
+        pass = ref.epoch;
+        read = 0;
+        served = 0;
+        await retirement?.beginPass(pass);
+      }
       last = ref;
+      read++;
+      if (retirement?.drops(ref)) continue;
+      served++;
       yield ref;
       if (follow && Date.now() - checked >= pollMs) {
         checked = Date.now();
@@ -217,6 +241,12 @@ async function* refsFollowing(
           break;
         }
       }
+    }
+    if (read > 0 && served === 0 && !changed) {
+      o.log?.(
+        `vatt: every file of pass ${pass} is retired (they failed pass after pass; see ${RETIRED_FILES} in the ` +
+          `run directory)${follow ? ": waiting for the dataset to change" : ""}`,
+      );
     }
     // orderedRefs ends only when a whole epoch is empty: without --follow that is the end of the data.
     if (!follow || o.signal?.aborted) return;
@@ -267,6 +297,7 @@ function rawTrainingExamples(o: BatchStreamOptions): AsyncGenerator<Example, voi
     concurrency: config.data.concurrency,
     buffer: config.data.buffer,
     skips: o.skips,
+    ...(o.retirement ? { outcomes: o.retirement } : {}),
     geometryIn: config.augment.cropIn as "ffmpeg" | "arrays",
     decode: decodeOptionsFor(model, config),
     augment: {

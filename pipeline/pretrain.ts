@@ -6,11 +6,13 @@
  *   config.json      the effective configuration         metrics.jsonl   one JSON line per step / event
  *   vocab.txt        the vocabulary (when built here)    eval.json       the latest retrieval figures (+ evals.jsonl)
  *   checkpoints/     step-NNNNNNNNN/ folders             loss.png, lr.png
+ *   retired-files.json   videos no longer asked for (they failed pass after pass), when there are any
  */
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { StreamPosition } from "../core/order.js";
-import { SkipLog } from "../core/skips.js";
+import { type RetiredFile, RetiredFiles, retireAtOnce } from "../core/retired.js";
+import { SkipLog, type SkipTally } from "../core/skips.js";
 import { libavStatus } from "../media/libav-pool.js";
 import { type BackendChoice, type BackendInfo, selectBackend } from "../model/backend.js";
 import { paramCounts } from "../model/info.js";
@@ -20,7 +22,12 @@ import type { DecodeOptions } from "../operators/decode.js";
 import { listCheckpoints } from "../sinks/checkpoints.js";
 import { MetricsLog } from "../sinks/metrics.js";
 import { writeLineChartPng } from "../sinks/plots.js";
-import { resumeFromLastCheckpoint, runTrainingLoop, type TrainSummary } from "../sinks/training-loop.js";
+import {
+  lastCheckpointDataState,
+  resumeFromLastCheckpoint,
+  runTrainingLoop,
+  type TrainSummary,
+} from "../sinks/training-loop.js";
 import type { PretrainConfig } from "./config.js";
 import { describeEval, type EvalReport, evaluateRetrieval, writeEvalReport } from "./evaluate.js";
 import {
@@ -31,6 +38,7 @@ import {
   runModelConfig,
   runVocabulary,
 } from "./pretrain-data.js";
+import { RetirementWatch, readRetiredFiles, retiredFilesPath } from "./retirement.js";
 
 export interface PretrainRunOptions {
   /** Continue from the run directory's last checkpoint. */
@@ -48,8 +56,20 @@ export interface PretrainResult {
   backend: BackendInfo;
   summary: TrainSummary;
   eval?: EvalReport;
+  /** Skips by "where:reason" (each time an item was met). */
   skips: Record<string, number>;
-  files: { metrics: string; config: string; eval?: string; plots: string[]; checkpoint?: string };
+  /** The same keys: distinct items and the passes they were seen in. */
+  skipTallies: Record<string, SkipTally>;
+  /** Files no longer asked for: why, the passes they failed in (also in `RUN/retired-files.json`). */
+  retired: RetiredFile[];
+  files: {
+    metrics: string;
+    config: string;
+    eval?: string;
+    plots: string[];
+    checkpoint?: string;
+    retired?: string;
+  };
 }
 
 /** A failure of the run itself (not of one example): one sentence naming the thing and what to do. */
@@ -176,6 +196,10 @@ export async function runPretraining(
     },
     model.params,
   );
+  // Videos that fail pass after pass stop being asked for (core/retired.ts). The retired list comes back from the
+  // run directory's file (a person may have removed entries, to give those files another chance), the
+  // bookkeeping of the pass in progress from the checkpoint, so that the resumed run judges it as the first did.
+  const retired = new RetiredFiles({ after: config.data.retireAfter, atOnce: retireAtOnce });
   try {
     let position: StreamPosition | undefined;
     if (o.resume) {
@@ -183,7 +207,23 @@ export async function runPretraining(
       log(
         `vatt: resumed ${runDir} at step ${optimizer.step} (data epoch ${position.epoch}, next ${position.next})`,
       );
+      const books = await lastCheckpointDataState(runDir);
+      const listed = await readRetiredFiles(runDir);
+      if (books !== undefined || listed !== undefined) {
+        const state = books as { retired?: unknown } | undefined;
+        try {
+          retired.restore(state?.retired ?? listed, listed ?? state?.retired);
+        } catch (err) {
+          throw new RunError(`${retiredFilesPath(runDir)}: ${(err as Error).message}`);
+        }
+        const n = retired.entries().length;
+        if (n > 0)
+          log(
+            `vatt: ${n} retired file${n === 1 ? " stays" : "s stay"} retired (${retiredFilesPath(runDir)})`,
+          );
+      }
     }
+    const retirement = config.data.parquet ? undefined : new RetirementWatch(retired, runDir, log);
     const configFile = join(runDir, "config.json");
     await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`);
     const metrics = new MetricsLog(join(runDir, "metrics.jsonl"));
@@ -231,7 +271,16 @@ export async function runPretraining(
       runDir,
       model,
       optimizer,
-      data: positionedBatches({ config, model: modelConfig, vocab, skips, resume: position, signal: o.stop }),
+      data: positionedBatches({
+        config,
+        model: modelConfig,
+        vocab,
+        skips,
+        resume: position,
+        signal: o.stop,
+        retirement,
+        log,
+      }),
       steps: config.train.steps,
       seed: config.seed,
       lambda: config.train.lambda,
@@ -245,10 +294,31 @@ export async function runPretraining(
       evalEvery: config.train.evalEvery,
       evaluate,
       checkpointExtra: { runConfig: config },
+      checkpointDataState: () => ({ retired: retired.toJSON() }),
     });
-    metrics.write({ event: "end", ...summary, losses: undefined, skips: skips.byReason() });
+    await retirement?.flush();
+    const retiredNow = retired.entries();
+    metrics.write({
+      event: "end",
+      ...summary,
+      losses: undefined,
+      skips: skips.byReason(),
+      skipTallies: skips.tallies(),
+      retired: retiredNow.map(({ file, reason, passes, fromPass, rule }) => ({
+        file,
+        reason,
+        passes,
+        fromPass,
+        rule,
+      })),
+    });
     if (summary.ended === "data-exhausted") {
-      log("vatt: the data ran out: no example could be read (see the skips above); training stopped early");
+      log(
+        retiredNow.length > 0
+          ? `vatt: the data ran out: every clip left failed or belongs to a retired file (${retiredNow.length} in ` +
+              `${retiredFilesPath(runDir)}); fix or replace those files, then remove them from that list and --resume`
+          : "vatt: the data ran out: no example could be read (see the skips above); training stopped early",
+      );
     }
     if (!o.skipFinalEval && summary.ended !== "stopped" && summary.stepsThisRun > 0)
       await evaluate(summary.step);
@@ -259,12 +329,15 @@ export async function runPretraining(
       summary,
       eval: lastEval,
       skips: skips.byReason(),
+      skipTallies: skips.tallies(),
+      retired: retiredNow,
       files: {
         metrics: join(runDir, "metrics.jsonl"),
         config: configFile,
         ...(lastEval ? { eval: join(runDir, "eval.json") } : {}),
         plots,
         ...(summary.lastCheckpoint ? { checkpoint: summary.lastCheckpoint } : {}),
+        ...(retiredNow.length > 0 ? { retired: retiredFilesPath(runDir) } : {}),
       },
     };
   } finally {

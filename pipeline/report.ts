@@ -114,10 +114,10 @@ export async function renderReport(runDir: string, o: { dataset?: string } = {})
     .map((g) => lineChart(g.series, { title: g.title }))
     .join("");
   const skips = view.skips.length
-    ? `<table><tr><th>where</th><th>reason</th><th>count</th><th>steps</th></tr>${view.skips
+    ? `<table><tr><th>where</th><th>reason</th><th>count</th><th>steps / items</th></tr>${view.skips
         .map(
           (s) =>
-            `<tr><td>${escapeXml(s.where)}</td><td>${escapeXml(s.reason)}</td><td>${s.count}</td><td>${(s.steps ?? []).slice(0, 20).join(", ")}</td></tr>`,
+            `<tr><td>${escapeXml(s.where)}</td><td>${escapeXml(s.reason)}</td><td>${s.count}</td><td>${s.steps ? s.steps.slice(0, 20).join(", ") : escapeXml(s.detail ?? "")}</td></tr>`,
         )
         .join("")}</table>`
     : "<p>Nothing skipped.</p>";

@@ -39,17 +39,68 @@ export interface StageOptions {
   buffer?: number;
   /** Where per-clip failures are counted; default: a fresh log (read it back via the options object). */
   skips?: SkipLog;
+  /** The pass a skip is counted in (default: the ref's epoch); an evaluation names its own, e.g. "eval@100". */
+  pass?: (ref: ClipRef) => number | string;
+  /** Told when each decode starts and how it ends (the training stream's retirement of failing files). */
+  outcomes?: DecodeOutcomes;
 }
 
-/** Records a MediaError as a skip; anything else is a bug and ends the stream. */
-export function recordDecodeSkip(skips: SkipLog): (err: unknown, ref: ClipRef) => void {
+/** A failed decode as a skip: its reason and a message that says what, where and what to do. */
+export interface DecodeSkip {
+  reason: string;
+  message: string;
+}
+
+/** Hears every decode of a stage: started, then exactly one of succeeded / failed (also when cancelled). */
+export interface DecodeOutcomes {
+  started(ref: ClipRef): void;
+  succeeded(ref: ClipRef): void;
+  /** `skip` is undefined when the decode did not fail on its own (cancelled, or a bug that ends the stream). */
+  failed(ref: ClipRef, skip: DecodeSkip | undefined): void;
+}
+
+/** The skip a decode error stands for; undefined for a cancelled decode or an error that is not per clip. */
+export function decodeSkip(err: unknown, ref: ClipRef): DecodeSkip | undefined {
+  if (!(err instanceof MediaError) || err.kind === "cancelled") return undefined;
+  const what =
+    err.kind === "timeout"
+      ? "raise decode.timeoutMs if the files are just slow"
+      : "check the file with 'vatt probe', or drop it from the dataset";
+  return { reason: err.kind, message: `${ref.source}:${ref.id} (${ref.path}): ${err.message}; ${what}` };
+}
+
+/** Records a MediaError as a skip of the ref's file in its pass; anything else is a bug and ends the stream. */
+export function recordDecodeSkip(
+  skips: SkipLog,
+  pass: (ref: ClipRef) => number | string = (ref) => ref.epoch,
+): (err: unknown, ref: ClipRef) => void {
   return (err, ref) => {
     if (!(err instanceof MediaError)) throw err;
-    const what =
-      err.kind === "timeout"
-        ? "raise decode.timeoutMs if the files are just slow"
-        : "check the file with 'vatt probe', or drop it from the dataset";
-    skips.record("decode", err.kind, `${ref.source}:${ref.id} (${ref.path}): ${err.message}; ${what}`);
+    const skip = decodeSkip(err, ref) ?? {
+      reason: err.kind,
+      message: `${ref.source}:${ref.id} (${ref.path}): ${err.message}`,
+    };
+    skips.record("decode", skip.reason, skip.message, { item: ref.path, pass: pass(ref) });
+  };
+}
+
+/** `project` with `outcomes` told of each start and end (in that order, before the stage sees the result). */
+function heard<B>(
+  project: (ref: ClipRef, signal: AbortSignal) => Promise<B>,
+  outcomes: DecodeOutcomes | undefined,
+): (ref: ClipRef, signal: AbortSignal) => Promise<B> {
+  if (!outcomes) return project;
+  return async (ref, signal) => {
+    outcomes.started(ref);
+    let out: B;
+    try {
+      out = await project(ref, signal);
+    } catch (err) {
+      outcomes.failed(ref, decodeSkip(err, ref));
+      throw err;
+    }
+    outcomes.succeeded(ref);
+    return out;
   };
 }
 
@@ -59,11 +110,14 @@ export function decodeClips(
   stage: StageOptions = {},
 ): PullOperator<ClipRef, DecodedClip> {
   const skips = stage.skips ?? new SkipLog();
-  return mapConcurrent((ref: ClipRef, signal) => decodeClip(ref, decode, { signal }), {
-    concurrency: stage.concurrency ?? 2,
-    buffer: stage.buffer ?? 2,
-    onError: recordDecodeSkip(skips),
-  });
+  return mapConcurrent(
+    heard((ref: ClipRef, signal) => decodeClip(ref, decode, { signal }), stage.outcomes),
+    {
+      concurrency: stage.concurrency ?? 2,
+      buffer: stage.buffer ?? 2,
+      onError: recordDecodeSkip(skips, stage.pass),
+    },
+  );
 }
 
 /** DecodedClip -> Example with the training augmentation. */
@@ -85,7 +139,7 @@ export function decodeAugmentInFfmpeg(
   const skips = stage.skips ?? new SkipLog();
   const out = { outHeight: augment.outHeight ?? 224, outWidth: augment.outWidth ?? 224 };
   return mapConcurrent(
-    async (ref: ClipRef, signal) => {
+    heard(async (ref: ClipRef, signal) => {
       let drawn: ReturnType<typeof drawAugmentation> | undefined;
       const geometry = (width: number, height: number): FilterGeometry => {
         drawn = drawAugmentation(ref, width, height, augment);
@@ -98,8 +152,12 @@ export function decodeAugmentInFfmpeg(
         { box: whole, flip: false, colour: drawn?.colour },
         { ...augment, ...out },
       );
+    }, stage.outcomes),
+    {
+      concurrency: stage.concurrency ?? 2,
+      buffer: stage.buffer ?? 2,
+      onError: recordDecodeSkip(skips, stage.pass),
     },
-    { concurrency: stage.concurrency ?? 2, buffer: stage.buffer ?? 2, onError: recordDecodeSkip(skips) },
   );
 }
 
@@ -186,7 +244,11 @@ export function evaluationViews(
       );
       return { ref, views: clips.flatMap((clip) => spatialViews(clip, opts.spatial ?? 1, opts.views)) };
     },
-    { concurrency: opts.concurrency ?? 1, buffer: opts.buffer ?? 1, onError: recordDecodeSkip(skips) },
+    {
+      concurrency: opts.concurrency ?? 1,
+      buffer: opts.buffer ?? 1,
+      onError: recordDecodeSkip(skips, opts.pass),
+    },
   );
   return toAsyncIterable(flow(fromIterable(refs), perVideo));
 }

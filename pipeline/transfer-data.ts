@@ -86,6 +86,7 @@ function labelsChecked(source: ClipSource, classes: number, skips: SkipLog): Cli
             source.name,
             "label-outside-classes",
             `${ref.id}: label ${bad} is outside the ${classes} classes of the class list; skipped (fix the split file or the class list).`,
+            { item: ref.path, pass: epoch },
           );
       }
     },
@@ -221,6 +222,7 @@ export function reportEmptyClasses(task: TransferTask, refs: ClipRef[], skips: S
         "empty-class",
         `class '${task.classes[c]}' of ${task.dataset} has no training ${task.kind === "esc50" ? "clips" : "videos"}: ` +
           "it can never be predicted (add files or drop the class)",
+        { item: task.classes[c], unit: "class" },
       );
   });
   return counts;

@@ -124,7 +124,7 @@ async function windowsOf(m: Vatt, file: string, hop: number | undefined, skips: 
   try {
     return await m.embedVideoWindows(file, { hop });
   } catch (err) {
-    skips.record("index", "unreadable", `${file}: ${(err as Error).message.split("\n")[0]}`);
+    skips.record("index", "unreadable", `${file}: ${(err as Error).message.split("\n")[0]}`, { item: file });
     return undefined;
   }
 }

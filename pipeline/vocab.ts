@@ -23,7 +23,9 @@ export async function countCaptionWords(path: string, skips: SkipLog): Promise<C
   let captions = 0;
   for await (const event of scanJsonObject(path)) {
     if (event.kind === "error") {
-      skips.record(tag, "bad-json", `${where(path, event.line)}: ${event.message}. The entry was skipped.`);
+      skips.record(tag, "bad-json", `${where(path, event.line)}: ${event.message}. The entry was skipped.`, {
+        item: where(path, event.line),
+      });
       continue;
     }
     const text = (event.value as { text?: unknown } | null)?.text;
@@ -32,6 +34,7 @@ export async function countCaptionWords(path: string, skips: SkipLog): Promise<C
         tag,
         "bad-captions",
         `${where(path, event.line)}: video "${event.key}" has no "text" array. The video was skipped.`,
+        { item: where(path, event.line) },
       );
       continue;
     }

@@ -47,6 +47,12 @@ export interface TrainLoopOptions {
   evaluate?: (step: number) => Promise<void>;
   /** Extra JSON stored with each checkpoint (e.g. the effective config). */
   checkpointExtra?: Record<string, unknown>;
+  /**
+   * State of the data stream beyond its position, taken when a checkpoint is written and stored beside the
+   * position (`position.json`'s "dataState"; read back with `lastCheckpointDataState`), e.g. which files are
+   * retired and the bookkeeping of the pass in progress.
+   */
+  checkpointDataState?: () => unknown;
   progress?: ProgressLine;
   /** Called after every step (tests, benchmarks). */
   onStep?: (m: StepMetrics) => void;
@@ -88,15 +94,25 @@ export async function resumeFromLastCheckpoint<P>(
   return (JSON.parse(await readFile(join(last.dir, "position.json"), "utf8")) as { position: P }).position;
 }
 
+/** The data stream's state saved with the run's last checkpoint (see `checkpointDataState`), if any. */
+export async function lastCheckpointDataState(runDir: string): Promise<unknown> {
+  const last = await latestCheckpoint(runDir);
+  if (!last) return undefined;
+  return (JSON.parse(await readFile(join(last.dir, "position.json"), "utf8")) as { dataState?: unknown })
+    .dataState;
+}
+
 export async function writeTrainingCheckpoint(
   dir: string,
   model: VattModel,
   optimizer: Optimizer,
   position: unknown,
   extra: Record<string, unknown>,
+  dataState?: unknown,
 ): Promise<void> {
   await saveCheckpoint(join(dir, "model.safetensors"), model, optimizer, { ...extra, position });
-  await writeFile(join(dir, "position.json"), `${JSON.stringify({ step: optimizer.step, position })}\n`);
+  const record = { step: optimizer.step, position, ...(dataState !== undefined ? { dataState } : {}) };
+  await writeFile(join(dir, "position.json"), `${JSON.stringify(record)}\n`);
 }
 
 export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainSummary> {
@@ -121,7 +137,14 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainSummary
     const step = o.optimizer.step;
     try {
       summary.lastCheckpoint = await saveCheckpointFolder(o.runDir, step, o.keepCheckpoints, (dir) =>
-        writeTrainingCheckpoint(dir, o.model, o.optimizer, position, o.checkpointExtra ?? {}),
+        writeTrainingCheckpoint(
+          dir,
+          o.model,
+          o.optimizer,
+          position,
+          o.checkpointExtra ?? {},
+          o.checkpointDataState?.(),
+        ),
       );
       savedStep = step;
       o.metrics.write({ event: "checkpoint", step, dir: summary.lastCheckpoint });

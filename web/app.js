@@ -207,7 +207,7 @@ function renderRun() {
     ...v.skips.map((s) => {
       const tr = el("tr");
       tr.append(el("td", {}, s.where), el("td", {}, s.reason), el("td", {}, String(s.count)));
-      tr.append(el("td", {}, s.steps ? s.steps.slice(0, 20).join(", ") : ""));
+      tr.append(el("td", {}, s.steps ? s.steps.slice(0, 20).join(", ") : (s.detail ?? "")));
       return tr;
     }),
   );

@@ -98,8 +98,14 @@ export async function printResult(r: PretrainResult): Promise<void> {
       `loss: ${mean(first).toFixed(3)} (first ${first.length} steps) -> ${mean(last).toFixed(3)} (last ${last.length})`,
     );
   }
-  const skipped = Object.entries(r.skips);
-  if (skipped.length > 0) lines.push(`skipped examples: ${skipped.map(([k, n]) => `${k} ${n}`).join(", ")}`);
+  const { describeSkipTallies } = await import("../../core/skips.js");
+  const { describeRetired } = await import("../../pipeline/retirement.js");
+  const skipped = describeSkipTallies(r.skipTallies);
+  if (skipped.length > 0) lines.push("skipped:", ...skipped.map((line) => `  ${line}`));
+  if (r.retired.length > 0) {
+    lines.push(`retired files (not asked for again; ${r.files.retired}):`);
+    lines.push(...r.retired.map((e) => `  ${describeRetired(e)}`));
+  }
   if (r.eval) lines.push(...describeEval(r.eval));
   lines.push(`metrics: ${r.files.metrics}`);
   if (r.files.eval) lines.push(`evaluation: ${r.files.eval}`);

@@ -5,6 +5,8 @@
  */
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
+import type { RetiredFile } from "../../core/retired.js";
+import { describeSkipTally, type SkipTally } from "../../core/skips.js";
 import { type Downsampled, type MetricsRecord, StepColumns, updateColumns } from "./metrics-file.js";
 
 /** Folders never searched for runs: a run's own checkpoints, caches, dependencies. */
@@ -42,6 +44,8 @@ export interface SkipRow {
   count: number;
   /** Steps skipped with this reason (non-finite loss), when the row counts steps. */
   steps?: number[];
+  /** What the count is made of, e.g. "1 line, seen in 16 passes", or which file was retired. */
+  detail?: string;
 }
 
 /** A retrieval figure over evaluation steps, beside its chance level. */
@@ -153,9 +157,24 @@ export function skipRows(columns: StepColumns): SkipRow[] {
   const rows: SkipRow[] = [];
   const skippedSteps = columns.events.filter((e) => e.event === "skipped-step");
   if (end?.skips && typeof end.skips === "object") {
+    const tallies = (end.skipTallies ?? {}) as Record<string, SkipTally>;
     for (const [key, count] of Object.entries(end.skips as Record<string, number>)) {
       const cut = key.lastIndexOf(":");
-      rows.push({ where: key.slice(0, Math.max(0, cut)), reason: key.slice(cut + 1), count });
+      const tally = tallies[key];
+      rows.push({
+        where: key.slice(0, Math.max(0, cut)),
+        reason: key.slice(cut + 1),
+        count,
+        ...(tally?.passes ? { detail: describeSkipTally(tally) } : {}),
+      });
+    }
+    for (const e of Array.isArray(end.retired) ? (end.retired as Partial<RetiredFile>[]) : []) {
+      rows.push({
+        where: "retired file",
+        reason: String(e.reason ?? "?"),
+        count: 1,
+        detail: `${e.file}: failed in passes ${(e.passes ?? []).join(", ")}; not asked for from pass ${e.fromPass} on`,
+      });
     }
   } else {
     const last = columns.last();

@@ -268,6 +268,39 @@ describe("runs with problems", () => {
   });
 });
 
+describe("the skip table", () => {
+  it("says what each count is made of and lists retired files", async () => {
+    const run = join(runs, "skips");
+    await mkdir(run);
+    const end = {
+      event: "end",
+      step: 9,
+      skips: { "howto100m:HowTo100M_v1.csv:bad-row": 16, "decode:invalid": 3 },
+      skipTallies: {
+        "howto100m:HowTo100M_v1.csv:bad-row": {
+          count: 16,
+          items: 1,
+          passes: { min: 16, max: 16 },
+          unit: "line",
+        },
+        "decode:invalid": { count: 3, items: 1, passes: { min: 3, max: 3 }, unit: "file" },
+      },
+      retired: [{ file: "/v/bad.mp4", reason: "invalid", passes: [0, 1, 2], fromPass: 3, rule: "passes" }],
+    };
+    await writeFile(join(run, "metrics.jsonl"), `${JSON.stringify(end)}\n`);
+    const { view } = await readRun(runs, "skips");
+    assert.deepEqual(
+      view.skips.map((r) => [r.where, r.reason, r.count, r.detail]),
+      [
+        ["howto100m:HowTo100M_v1.csv", "bad-row", 16, "1 line, seen in 16 passes"],
+        ["decode", "invalid", 3, "1 file, seen in 3 passes"],
+        ["retired file", "invalid", 1, "/v/bad.mp4: failed in passes 0, 1, 2; not asked for from pass 3 on"],
+      ],
+    );
+    await rm(run, { recursive: true, force: true });
+  });
+});
+
 describe("vatt report", () => {
   it("writes one self-contained HTML file with the run's figures", async () => {
     await writeFile(join(runs, "a", "sheet.png"), await solidPng(40, 20, [10, 200, 10]));
