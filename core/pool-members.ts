@@ -20,6 +20,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, type TransferListItem, Worker } from "node:worker_threads";
+import { packReply, replyFile, unpackReply } from "./pool-files.js";
 
 /** Where a pool's workers run: threads of this process, or child processes. */
 export type Isolation = "thread" | "process";
@@ -30,9 +31,12 @@ export interface PoolRequest<Request> {
   request: Request;
 }
 
-/** What a worker answers: its handler's reply, or the message of what it threw. */
+/**
+ * What a worker answers: its handler's reply, or the message of what it threw. A child's reply whose large buffers
+ * went through a file (core/pool-files.ts) names it; the pool sees the reply once they are back in place.
+ */
 export type PoolReply<Reply> =
-  | { id: number; ok: true; reply: Reply }
+  | { id: number; ok: true; reply: Reply; file?: string }
   | { id: number; ok: false; message: string };
 
 /** A worker's first message: its handler is in place (a child's module has loaded), so jobs can be timed. */
@@ -71,8 +75,14 @@ export function inPoolWorker(): boolean {
   return !isMainThread || (process.argv.includes(CHILD_MARK) && typeof process.send === "function");
 }
 
-export function startMember(url: URL, isolation: Isolation, events: MemberEvents): PoolMember {
-  return isolation === "process" ? startChild(url, events) : startThread(url, events);
+/** Starts a worker; a child writes its large reply buffers into `folder` (core/pool-files.ts). */
+export function startMember(
+  url: URL,
+  isolation: Isolation,
+  events: MemberEvents,
+  folder: () => string,
+): PoolMember {
+  return isolation === "process" ? startChild(url, events, folder()) : startThread(url, events);
 }
 
 function startThread(url: URL, events: MemberEvents): PoolMember {
@@ -97,24 +107,36 @@ function startThread(url: URL, events: MemberEvents): PoolMember {
   };
 }
 
-function startChild(url: URL, events: MemberEvents): PoolMember {
-  const child: ChildProcess = fork(fileURLToPath(url), [CHILD_MARK], {
+function startChild(url: URL, events: MemberEvents, folder: string): PoolMember {
+  const child: ChildProcess = fork(fileURLToPath(url), [CHILD_MARK, folder], {
     serialization: "advanced",
     execArgv: [],
     stdio: ["ignore", 2, "inherit", "ipc"],
   });
   let dead = false;
-  const died = (death: MemberDeath) => {
-    if (dead) return;
-    dead = true;
-    events.died(death);
-  };
+  // Replies whose buffers are still being read back: a death is told after them, as the channel tells it.
+  let unpacking = Promise.resolve();
+  const died = (death: MemberDeath) =>
+    void unpacking.then(() => {
+      if (dead) return;
+      dead = true;
+      events.died(death);
+    });
   // Reaped by libuv before "exit" is emitted.
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     else child.once("exit", () => resolve());
   });
-  child.on("message", (data) => events.message(data));
+  child.on("message", (data: PoolReply<unknown> | PoolReady) => {
+    if (!("file" in data && data.file)) return events.message(data);
+    const file = data.file;
+    const read = unpackReply(data.reply, file).then(
+      (reply) => events.message({ ...data, reply, file: undefined }),
+      (err: Error) =>
+        events.message({ id: data.id, ok: false, message: `its reply was lost: ${err.message}` }),
+    );
+    unpacking = unpacking.then(() => read);
+  });
   // "close", not "exit": it comes after the replies still in the channel, so a job the child answered just before
   // it died is not counted as the one that killed it.
   child.once("close", (code, signal) => died({ kind: "crashed", how: signal ?? `exit code ${code}` }));
@@ -156,46 +178,72 @@ export interface JobAnswer<Reply> {
 
 /**
  * The worker side, in a thread or a child alike: answers each job the pool posts with `handle`'s reply (or the
- * message of what it threw). A synchronous handler runs one job at a time; an asynchronous one may have several in
- * flight.
+ * message of what it threw). In a thread, a synchronous handler runs one job at a time and an asynchronous one may
+ * have several in flight. A child runs one job at a time, and its reply's large buffers go through a file
+ * (core/pool-files.ts): through the channel, an 11 MB reply left a few hundred KB per turn of the child's event
+ * loop, so it was held up by the next decode (~1 s from the end of a decode to its arrival, against ~6 ms for a
+ * thread).
  */
 export function serveJobs<Request, Reply>(
   handle: (request: Request) => JobAnswer<Reply> | Promise<JobAnswer<Reply>>,
 ): void {
-  let send: (message: PoolReply<Reply> | PoolReady, transfer?: readonly TransferListItem[]) => void;
-  let listen: (on: (message: PoolRequest<Request>) => void) => void;
+  const run = async ({ id, request }: PoolRequest<Request>) => {
+    try {
+      const got = await handle(request);
+      return { message: { id, ok: true, reply: got.reply } as PoolReply<Reply>, transfer: got.transfer };
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      return { message: { id, ok: false, message } as PoolReply<Reply> };
+    }
+  };
   const port = parentPort;
   if (port && !isMainThread) {
-    send = (message, transfer) => port.postMessage(message, transfer);
-    listen = (on) => port.on("message", on);
-  } else if (inPoolWorker()) {
-    // A failed write means the pool is gone; "disconnect" below ends this process.
-    send = (message) => process.send?.(message, undefined, undefined, () => {});
-    listen = (on) => process.on("message", on);
-    process.on("disconnect", () => process.exit(0));
-    process.on("SIGINT", () => {});
-    process.on("SIGTERM", () => {});
-  } else {
+    port.on("message", (job: PoolRequest<Request>) =>
+      run(job).then(({ message, transfer }) => port.postMessage(message, transfer)),
+    );
+    port.postMessage({ ready: true } satisfies PoolReady);
+    return;
+  }
+  const send = process.send?.bind(process);
+  if (!inPoolWorker() || !send) {
     throw new Error(
       "serveJobs runs in a pool's worker only (a thread or child process started by a WorkerPool)",
     );
   }
-  const answer = (id: number, got: JobAnswer<Reply>) =>
-    send({ id, ok: true, reply: got.reply }, got.transfer);
-  const refuse = (id: number, err: unknown) =>
-    send({ id, ok: false, message: err instanceof Error ? err.message : String(err) });
-  listen(({ id, request }) => {
-    try {
-      const got = handle(request);
-      if (got instanceof Promise)
-        got.then(
-          (g) => answer(id, g),
-          (err: unknown) => refuse(id, err),
-        );
-      else answer(id, got);
-    } catch (err) {
-      refuse(id, err);
-    }
+  const folder = process.argv[process.argv.indexOf(CHILD_MARK) + 1];
+  const queue: PoolRequest<Request>[] = [];
+  let busy = false;
+  const next = (): void => {
+    if (busy || queue.length === 0) return;
+    const job = queue.shift() as PoolRequest<Request>;
+    busy = true;
+    void run(job).then(({ message, transfer }) => {
+      let reply = message;
+      if (message.ok) {
+        const file = replyFile(folder, job.id);
+        try {
+          const packed = packReply(message.reply, transfer, file);
+          if (packed.written) reply = { ...message, reply: packed.reply as Reply, file };
+        } catch (err) {
+          reply = {
+            id: job.id,
+            ok: false,
+            message: `its reply could not be written: ${(err as Error).message}`,
+          };
+        }
+      }
+      // A failed write means the pool is gone: "disconnect" below ends this process.
+      send(reply, undefined, undefined, () => {});
+      busy = false;
+      next();
+    });
+  };
+  process.on("message", (job: PoolRequest<Request>) => {
+    queue.push(job);
+    next();
   });
-  send({ ready: true });
+  process.on("disconnect", () => process.exit(0));
+  process.on("SIGINT", () => {});
+  process.on("SIGTERM", () => {});
+  send({ ready: true } satisfies PoolReady);
 }

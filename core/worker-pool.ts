@@ -25,7 +25,9 @@
  * result dropped, cheaper than a new thread and its JIT warm-up), has no per-job time limit of its own, and no
  * processes.
  */
+import { rm } from "node:fs/promises";
 import type { TransferListItem } from "node:worker_threads";
+import { removeReplyFolder, replyFile, replyFolder } from "./pool-files.js";
 import {
   type Isolation,
   type MemberDeath,
@@ -110,6 +112,8 @@ export class WorkerPool<Request, Reply> {
   private readonly ending = new Set<Promise<void>>();
   private nextId = 1;
   private closed = false;
+  /** Where children write their large replies (core/pool-files.ts); made with the first child. */
+  private folder?: string;
   private size: number;
   private readonly isolation: Isolation;
   private readonly workerName: string;
@@ -155,6 +159,7 @@ export class WorkerPool<Request, Reply> {
       this.stop(slot);
     }
     await Promise.all(this.ending);
+    if (this.folder) await removeReplyFolder(this.folder);
   }
 
   private fail(job: Job<Request, Reply>, kind: WorkerPoolError["kind"], why: string, death?: string): void {
@@ -217,10 +222,18 @@ export class WorkerPool<Request, Reply> {
 
   private start(): Slot<Request, Reply> {
     const slot = { jobs: [], ready: false, served: 0 } as unknown as Slot<Request, Reply>;
-    slot.member = startMember(this.options.url, this.isolation, {
-      message: (data) => this.received(slot, data as PoolReply<Reply> | PoolReady),
-      died: (death) => this.lost(slot, death),
-    });
+    slot.member = startMember(
+      this.options.url,
+      this.isolation,
+      {
+        message: (data) => this.received(slot, data as PoolReply<Reply> | PoolReady),
+        died: (death) => this.lost(slot, death),
+      },
+      () => {
+        this.folder ??= replyFolder();
+        return this.folder;
+      },
+    );
     this.slots.push(slot);
     return slot;
   }
@@ -254,7 +267,10 @@ export class WorkerPool<Request, Reply> {
       death.kind === "crashed"
         ? `the ${this.workerName} crashed (${death.how})`
         : `its ${this.workerName} ${death.how}`;
-    if (oldest) this.fail(oldest, death.kind, why, death.how);
+    if (oldest) {
+      this.fail(oldest, death.kind, why, death.how);
+      void this.dropReplyFile(oldest);
+    }
     this.requeue(waiting, why);
   }
 
@@ -275,8 +291,13 @@ export class WorkerPool<Request, Reply> {
     const waiting = slot.jobs.slice(1);
     slot.jobs = [];
     // A thread stuck in native code never ends: `close` cannot wait for it.
-    this.stop(slot, this.isolation === "process");
+    this.stop(slot, this.isolation === "process", job);
     this.requeue(waiting, "timed out");
+  }
+
+  /** The reply file a child that died or was killed may have left half written. */
+  private async dropReplyFile(job: Job<Request, Reply>): Promise<void> {
+    if (this.folder) await rm(replyFile(this.folder, job.id), { force: true });
   }
 
   /** An idle worker the pool no longer needs. */
@@ -293,9 +314,13 @@ export class WorkerPool<Request, Reply> {
     return true;
   }
 
-  private stop(slot: Slot<Request, Reply>, awaited = true): void {
+  /** Stops a worker; then removes what `unfinished`, its job, may have left of a reply file. */
+  private stop(slot: Slot<Request, Reply>, awaited = true, unfinished?: Job<Request, Reply>): void {
     clearTimeout(slot.timer);
-    const ended = slot.member.stop().catch(() => {});
+    const ended = slot.member
+      .stop()
+      .then(() => unfinished && this.dropReplyFile(unfinished))
+      .catch(() => {});
     if (!awaited) return;
     this.ending.add(ended);
     void ended.then(() => this.ending.delete(ended));

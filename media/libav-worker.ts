@@ -14,6 +14,7 @@
  */
 import { appendFileSync } from "node:fs";
 import { basename } from "node:path";
+import { isMainThread } from "node:worker_threads";
 import { inPoolWorker, serveJobs } from "../core/worker-pool.js";
 import type { LibavDecodeJob } from "./libav-input.js";
 
@@ -28,7 +29,8 @@ if (!inPoolWorker()) throw new Error("media/libav-worker.js runs as a decoding p
 
 const { LibavDecoder } = await import("./libav.js");
 const { LibavError, libavProbe } = await import("./libav-input.js");
-const decoder = new LibavDecoder();
+// A child copies each result out before the next decode (core/pool-files.ts), so it may reuse its buffers.
+const decoder = new LibavDecoder({ reuseBuffers: isMainThread });
 
 /** The test-only switches of the file comment. */
 function testSwitches(request: WorkerRequest): void {

@@ -1,0 +1,173 @@
+/**
+ * How a child process's large reply buffers reach the pool: through a file, not the IPC channel.
+ *
+ * Node's IPC channel moved 11 MB (one 32-frame 455x256 clip) in ~500 ms here, ~22 MB/s, however it was fed; a file
+ * on tmpfs (/dev/shm) takes ~5 ms to write and as long to read back. So the child writes every large buffer it would
+ * have handed to a thread (its `transfer` list) into one file named after the job, and sends the reply with a small
+ * marker in each such typed array's place; the pool reads each one back into a buffer of its own (off the main
+ * thread, by libuv's pool) and deletes the file. Small buffers stay in the message.
+ *
+ * The files live in one folder per pool, removed by `close` or, for a pool never closed, when this process exits.
+ */
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from "node:fs";
+import { open, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** Buffers at least this large go through the file. */
+const FILE_BYTES = 64 * 1024;
+/** Replies up to this size are read back on the pool's thread, at once. */
+const READ_AT_ONCE_BYTES = 1024 * 1024;
+
+/** Stands for a typed array whose bytes are in the reply's file. */
+interface FileSlice {
+  "vatt:file-slice": true;
+  type: TypedArrayName;
+  offset: number;
+  bytes: number;
+}
+
+const TYPED_ARRAYS = {
+  Uint8Array,
+  Uint8ClampedArray,
+  Int8Array,
+  Uint16Array,
+  Int16Array,
+  Uint32Array,
+  Int32Array,
+  Float32Array,
+  Float64Array,
+  BigUint64Array,
+  BigInt64Array,
+} as const;
+type TypedArrayName = keyof typeof TYPED_ARRAYS;
+
+const isSlice = (value: unknown): value is FileSlice =>
+  typeof value === "object" && value !== null && (value as FileSlice)["vatt:file-slice"] === true;
+
+const isPlain = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype;
+
+/** A new folder for a pool's reply files, on tmpfs where there is one; removed when this process exits. */
+export function replyFolder(): string {
+  let folder: string;
+  try {
+    folder = mkdtempSync("/dev/shm/vatt-pool-");
+  } catch {
+    folder = mkdtempSync(join(tmpdir(), "vatt-pool-"));
+  }
+  process.once("exit", () => rmSync(folder, { recursive: true, force: true }));
+  return folder;
+}
+
+/** Removes a pool's folder now (its `close`). */
+export function removeReplyFolder(folder: string): Promise<void> {
+  return rm(folder, { recursive: true, force: true });
+}
+
+export function replyFile(folder: string, id: number): string {
+  return join(folder, `${id}.bin`);
+}
+
+/**
+ * The child's side: writes the large buffers of `transfer` that `reply` holds into the job's file and returns the
+ * reply with markers in their place, and whether a file was written.
+ */
+export function packReply(
+  reply: unknown,
+  transfer: readonly unknown[] | undefined,
+  file: string,
+): { reply: unknown; written: boolean } {
+  const large = new Set(
+    (transfer ?? []).filter((b): b is ArrayBuffer => b instanceof ArrayBuffer && b.byteLength >= FILE_BYTES),
+  );
+  if (large.size === 0) return { reply, written: false };
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  const walk = (value: unknown): unknown => {
+    if (ArrayBuffer.isView(value) && large.has(value.buffer as ArrayBuffer) && !(value instanceof DataView)) {
+      const type = value.constructor.name as TypedArrayName;
+      const bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+      const slice: FileSlice = { "vatt:file-slice": true, type, offset, bytes: bytes.byteLength };
+      chunks.push(bytes);
+      offset += bytes.byteLength;
+      return slice;
+    }
+    if (Array.isArray(value)) return value.map(walk);
+    if (isPlain(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v)]));
+    return value;
+  };
+  const packed = walk(reply);
+  if (chunks.length === 0) return { reply, written: false };
+  const fd = openSync(file, "w");
+  try {
+    for (const chunk of chunks) {
+      let done = 0;
+      while (done < chunk.byteLength) done += writeSync(fd, chunk, done);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { reply: packed, written: true };
+}
+
+/**
+ * The pool's side: the reply with each marker replaced by its typed array, read from `file`, which is then deleted.
+ * A small reply is read at once (a few syscalls: a trip to libuv's pool per step would cost more, and each waits for
+ * a turn of this thread); a large one off this thread.
+ */
+export async function unpackReply(reply: unknown, file: string): Promise<unknown> {
+  const slices: { slice: FileSlice; into: Uint8Array }[] = [];
+  const walk = (value: unknown): unknown => {
+    if (isSlice(value)) {
+      const Type = TYPED_ARRAYS[value.type];
+      const array = new Type(value.bytes / Type.BYTES_PER_ELEMENT);
+      slices.push({ slice: value, into: new Uint8Array(array.buffer) });
+      return array;
+    }
+    if (Array.isArray(value)) return value.map(walk);
+    if (isPlain(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v)]));
+    return value;
+  };
+  const unpacked = walk(reply);
+  try {
+    if (slices.reduce((sum, s) => sum + s.slice.bytes, 0) <= READ_AT_ONCE_BYTES) {
+      const fd = openSync(file, "r");
+      try {
+        for (const { slice, into } of slices) {
+          let done = 0;
+          while (done < into.byteLength) {
+            const got = readSync(fd, into, done, into.byteLength - done, slice.offset + done);
+            if (got === 0) throw new Error(`a reply file ended early (${done} of ${into.byteLength} bytes)`);
+            done += got;
+          }
+        }
+      } finally {
+        closeSync(fd);
+      }
+    } else {
+      const handle = await open(file, "r");
+      try {
+        await Promise.all(slices.map(({ slice, into }) => readFully(handle, into, slice.offset)));
+      } finally {
+        await handle.close();
+      }
+    }
+  } finally {
+    rm(file, { force: true }).catch(() => {}); // nothing waits for it
+  }
+  return unpacked;
+}
+
+async function readFully(
+  handle: Awaited<ReturnType<typeof open>>,
+  into: Uint8Array,
+  position: number,
+): Promise<void> {
+  let done = 0;
+  while (done < into.byteLength) {
+    const { bytesRead } = await handle.read(into, done, into.byteLength - done, position + done);
+    if (bytesRead === 0) throw new Error(`a reply file ended early (${done} of ${into.byteLength} bytes)`);
+    done += bytesRead;
+  }
+}
