@@ -14,10 +14,13 @@
  * - writes its stdout to our stderr, so a `--json` command's stdout stays one JSON object;
  * - ignores SIGINT and SIGTERM: a Ctrl-C reaches the whole process group, and the run, not the terminal, decides
  *   when its workers end (a clip in flight would otherwise fail as "crashed");
- * - exits when its channel closes, so it does not outlive this process even when this one is killed;
+ * - exits when its channel closes, so it does not outlive this process even when this one is killed, and is killed
+ *   when this process exits (a child stuck in native code does not see its channel close; only when this process
+ *   is killed with SIGKILL can such a child outlive it);
  * - is always waited for (`stop` resolves once it is reaped): none is left a zombie.
  */
 import { type ChildProcess, fork } from "node:child_process";
+import { rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, type TransferListItem, Worker } from "node:worker_threads";
 import { packReply, replyFile, unpackReply } from "./pool-files.js";
@@ -122,10 +125,16 @@ function startChild(url: URL, events: MemberEvents, folder: string): PoolMember 
       dead = true;
       events.died(death);
     });
+  // This process may end without closing its pool (process.exit on a second Ctrl-C): a child blocked in native code
+  // would not see its channel close, and would run on; so it is killed then too.
+  const killOnExit = () => child.kill("SIGKILL");
+  process.on("exit", killOnExit);
   // Reaped by libuv before "exit" is emitted.
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     else child.once("exit", () => resolve());
+  }).then(() => {
+    process.off("exit", killOnExit);
   });
   child.on("message", (data: PoolReply<unknown> | PoolReady) => {
     if (!("file" in data && data.file)) return events.message(data);
@@ -242,7 +251,11 @@ export function serveJobs<Request, Reply>(
     queue.push(job);
     next();
   });
-  process.on("disconnect", () => process.exit(0));
+  process.on("disconnect", () => {
+    // The pool's process is gone, maybe killed before it could remove its reply folder.
+    rmSync(folder, { recursive: true, force: true });
+    process.exit(0);
+  });
   process.on("SIGINT", () => {});
   process.on("SIGTERM", () => {});
   send({ ready: true } satisfies PoolReady);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -188,6 +188,33 @@ describe("WorkerPool (process workers)", () => {
       "a new one above the size while all work",
     );
     await Promise.all(busy);
+  });
+
+  it("a process that exits without closing its pool leaves no child running, even one stuck in native code", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vatt-pool-"));
+    const script = join(dir, "run.mjs");
+    writeFileSync(
+      script,
+      `const { WorkerPool } = await import(${JSON.stringify(new URL("../../core/worker-pool.js", import.meta.url).href)});
+      const pool = new WorkerPool({ url: new URL(${JSON.stringify(url.href)}), size: 2, isolation: "process" });
+      const pids = (await Promise.all([1, 2].map(() => pool.run({ op: "block", ms: 30 })))).map((r) => r.worker.split(":")[0]);
+      console.log(pids.join(" "));
+      pool.run({ op: "block", ms: -1 }).catch(() => {});
+      pool.run({ op: "block", ms: -1 }).catch(() => {});
+      setTimeout(() => process.exit(130), 300); // as a second Ctrl-C does`,
+    );
+    try {
+      const run = spawnSync(process.execPath, [script], { encoding: "utf8", timeout: 20_000 });
+      assert.equal(run.status, 130, run.stderr);
+      const pids = run.stdout.trim().split(" ").map(Number);
+      assert.equal(pids.length, 2);
+      const alive = (pid: number) => existsSync(`/proc/${pid}`);
+      const deadline = Date.now() + 3000;
+      while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      assert.deepEqual(pids.filter(alive), [], "its children were killed with it");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("leaves no child process after close, whatever the children were doing", async () => {
