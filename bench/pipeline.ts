@@ -4,10 +4,14 @@
  *
  * Sources: 640x360 H.264 + AAC 44.1 kHz, made with ffmpeg in a temp dir. Each clip: seek, 32 frames at 10 fps,
  * short side 256, rgb24, and 3.2 s of 48 kHz mono float audio. Ours decodes with the default decoder (FFmpeg's
- * libraries in 2 worker threads here; `data.decoder: process` is one ffmpeg per clip, the reference's own
+ * libraries in 2 worker processes here; `data.decoder: process` is one ffmpeg per clip, the reference's own
  * command) and adds the crop + bilinear resize to 224x224 + flip, colour augmentation, [-1, 1] scaling and audio
  * noise. `demo` repeats the comparison for the clip `npm start` trains on (160x120 sources, 8
- * frames, short side 80 -> 64x64, 8192 samples at 10.24 kHz). `nodeCpuMsPerClip`: this process's CPU per clip.
+ * frames, short side 80 -> 64x64, 8192 samples at 10.24 kHz). `nodeCpuMsPerClip`: this process's CPU per clip
+ * (not the decoding processes').
+ *
+ * `isolation` compares the default path with its decoder's workers as child processes (the default: a crash costs
+ * one clip) and as threads of this process, on both clips: its "ratio" is processes / threads.
  *
  * Both placements of crop/resize/flip are measured. "ratio" is the default, crop + resize + flip in ffmpeg's filter
  * graph (one ffprobe per file, cached, for the frame size; swscale's bilinear) with colour in typed arrays, against
@@ -167,9 +171,14 @@ async function runPool<T>(items: T[], workers: number, work: (item: T) => Promis
 }
 
 /** Wall time and this process's CPU per clip (user + system, all threads; not ffmpeg's, not the spawner's). */
-async function timed(
-  run: () => Promise<number>,
-): Promise<{ clips: number; seconds: number; clipsPerSecond: number; nodeCpuMsPerClip: number }> {
+interface Timed {
+  clips: number;
+  seconds: number;
+  clipsPerSecond: number;
+  nodeCpuMsPerClip: number;
+}
+
+async function timed(run: () => Promise<number>): Promise<Timed> {
   const cpu = process.cpuUsage();
   const started = process.hrtime.bigint();
   const clips = await run();
@@ -242,6 +251,7 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
       clips = refs,
       decode: Partial<DecodeOptions> = { window: "start" },
       augment = {},
+      isolation: DecodeOptions["isolation"] = "process",
     ) =>
       timed(async () => {
         let n = 0;
@@ -250,7 +260,7 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
           concurrency: WORKERS,
           buffer: 2,
           geometryIn,
-          decode: { ...decode, workers: WORKERS }, // nothing trains here: both cores decode, as ffmpeg alone's do
+          decode: { ...decode, workers: WORKERS, isolation }, // nothing trains here: both cores decode, as ffmpeg alone's do
           augment,
         });
         for await (const e of examples) if (e.video.length > 0) n += 1;
@@ -271,7 +281,9 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
         return refs.length;
       });
     const demoAlone = () => ffmpegAlone(demoRefs, DEMO_DECODE);
-    const demoOurs = () => ours("ffmpeg", demoRefs, DEMO_DECODE, DEMO_AUGMENT);
+    const demoOurs = (isolation: DecodeOptions["isolation"] = "process") =>
+      ours("ffmpeg", demoRefs, DEMO_DECODE, DEMO_AUGMENT, isolation);
+    const inThreads = () => ours("ffmpeg", refs, { window: "start" }, {}, "thread");
     const micro = microBench(await decodeClip(refs[0], { window: "start" }));
     // Warm the page cache and the JIT once, then alternate, so neither side gets the warm or cold turn.
     await ffmpegAlone();
@@ -290,6 +302,25 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
     const demoOurs1 = await demoOurs();
     const demoOurs2 = await demoOurs();
     const demoAlone2 = await demoAlone();
+    // Processes against threads, alternated the same way after a warm-up of the threads' pool.
+    await inThreads();
+    await demoOurs("thread");
+    const threads1 = await inThreads();
+    const demoThreads1 = await demoOurs("thread");
+    const processes1 = await ours("ffmpeg");
+    const demoProcesses1 = await demoOurs();
+    const demoThreads2 = await demoOurs("thread");
+    const threads2 = await inThreads();
+    const demoProcesses2 = await demoOurs();
+    const processes2 = await ours("ffmpeg");
+    const mean = (a: { clipsPerSecond: number }, b: { clipsPerSecond: number }) =>
+      (a.clipsPerSecond + b.clipsPerSecond) / 2;
+    const isolationOf = (processes: [Timed, Timed], threads: [Timed, Timed]) => ({
+      processClipsPerSecond: round(mean(...processes)),
+      threadClipsPerSecond: round(mean(...threads)),
+      ratio: round(mean(...processes) / mean(...threads)),
+      runs: { processes, threads },
+    });
     const demoAloneRate = (demoAlone1.clipsPerSecond + demoAlone2.clipsPerSecond) / 2;
     const demoOursRate = (demoOurs1.clipsPerSecond + demoOurs2.clipsPerSecond) / 2;
     const aloneRate = (alone1.clipsPerSecond + alone2.clipsPerSecond) / 2;
@@ -325,6 +356,11 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
         oursNodeCpuMsPerClip: round((demoOurs1.nodeCpuMsPerClip + demoOurs2.nodeCpuMsPerClip) / 2, 2),
         runs: { ffmpegAlone: [demoAlone1, demoAlone2], ours: [demoOurs1, demoOurs2] },
       },
+      // The default path with the decoder's workers as processes (default) against threads: ratio = processes / threads.
+      isolation: {
+        main: isolationOf([processes1, processes2], [threads1, threads2]),
+        demo: isolationOf([demoProcesses1, demoProcesses2], [demoThreads1, demoThreads2]),
+      },
       peakRssMB: round((process.resourceUsage().maxRSS * 1024) / 2 ** 20, 1),
       // Main-thread ms per clip of each augmentation stage (see microBench).
       augmentMsPerClip: micro,
@@ -343,7 +379,10 @@ export async function benchPipeline(opts: { json: boolean }): Promise<Record<str
           `${result.cropInArraysRatio}), ` +
           `peak RSS ${result.peakRssMB} MB; augmentation ms/clip ${JSON.stringify(micro)}; demo clip: ours ` +
           `${result.demo.oursClipsPerSecond} clips/s, ffmpeg alone ${result.demo.ffmpegAloneClipsPerSecond}, ` +
-          `ratio ${result.demo.ratio}`,
+          `ratio ${result.demo.ratio}; decoder in processes / threads: ${result.isolation.main.ratio} ` +
+          `(${result.isolation.main.processClipsPerSecond} / ${result.isolation.main.threadClipsPerSecond} clips/s), ` +
+          `demo clip ${result.isolation.demo.ratio} (${result.isolation.demo.processClipsPerSecond} / ` +
+          `${result.isolation.demo.threadClipsPerSecond})`,
       );
     }
     return result;

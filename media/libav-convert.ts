@@ -83,6 +83,7 @@ export function pictureConverter(
   first: Frame,
   rotation: number,
   scalers: ScalerCache,
+  allocate: (bytes: number) => Uint8Array = (bytes) => new Uint8Array(bytes),
 ): {
   out: Uint8Array;
   outWidth: number;
@@ -106,7 +107,7 @@ export function pictureConverter(
   const outWidth = g?.outWidth ?? size.width;
   const outHeight = g?.outHeight ?? size.height;
   const frameBytes = outWidth * outHeight * 3;
-  const out = new Uint8Array(job.frames * frameBytes);
+  const out = allocate(job.frames * frameBytes);
   const target = (index: number) => [
     Buffer.from(out.buffer, out.byteOffset + index * frameBytes, frameBytes),
   ];

@@ -39,10 +39,23 @@ import {
   seconds,
 } from "./libav-input.js";
 
-/** Per-worker state: conversion contexts kept from clip to clip. */
+/**
+ * Per-worker state: conversion contexts kept from clip to clip, and with `reuseBuffers` the clip's output buffers
+ * too: then a result is valid until the next decode only. A decoding process copies every result out (through a
+ * file, core/pool-files.ts), so fresh buffers would only cost it their page faults: ~100 ms per 11 MB clip on a
+ * loaded 2-core VM, its largest cost after the decode itself. A thread hands its buffers over, so needs new ones.
+ */
 export class LibavDecoder {
   private readonly scalers = new ScalerCache();
   private readonly resamplers = new ResamplerCache();
+  private readonly frameBuffer: (bytes: number) => Uint8Array;
+  private readonly audioBuffer: (bytes: number) => Uint8Array;
+
+  constructor(opts: { reuseBuffers?: boolean } = {}) {
+    const fresh = (bytes: number) => new Uint8Array(bytes);
+    this.frameBuffer = opts.reuseBuffers ? reusedBuffer() : fresh;
+    this.audioBuffer = opts.reuseBuffers ? reusedBuffer() : fresh;
+  }
 
   decode(job: LibavDecodeJob): LibavDecodeResult {
     const input = new Input(job.file);
@@ -133,7 +146,13 @@ export class LibavDecoder {
       }
       if (!out) {
         first = { width: frame.width, height: frame.height, format: frame.format as number };
-        ({ out, outWidth, outHeight, convert } = pictureConverter(job, frame, rotation, this.scalers));
+        ({ out, outWidth, outHeight, convert } = pictureConverter(
+          job,
+          frame,
+          rotation,
+          this.scalers,
+          this.frameBuffer,
+        ));
       } else if (
         frame.width !== first.width ||
         frame.height !== first.height ||
@@ -155,7 +174,9 @@ export class LibavDecoder {
       pendingEnd = t + duration;
     };
 
-    const audioOut = as ? new Float32Array(job.samples) : undefined;
+    const audioOut = as
+      ? new Float32Array(this.audioBuffer(job.samples * 4).buffer, 0, job.samples)
+      : undefined;
     let audioSamples = 0;
     let audioDone = !as;
     let resampler: SoftwareResampleContext | undefined;
@@ -230,4 +251,13 @@ export class LibavDecoder {
       audioSamples,
     };
   }
+}
+
+/** Views of one buffer, grown when a larger one is asked for: each call's view overwrites the last one's bytes. */
+function reusedBuffer(): (bytes: number) => Uint8Array {
+  let buffer = new ArrayBuffer(0);
+  return (bytes) => {
+    if (buffer.byteLength < bytes) buffer = new ArrayBuffer(bytes);
+    return new Uint8Array(buffer, 0, bytes);
+  };
 }

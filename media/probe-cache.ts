@@ -4,7 +4,7 @@
  */
 import type { Stats } from "node:fs";
 import { stat } from "node:fs/promises";
-import { libavPool } from "./libav-pool.js";
+import { type Isolation, libavPool } from "./libav-pool.js";
 import { type MediaInfo, probe as probeFile } from "./probe.js";
 
 /** Probe results by path, checked against the file's size and mtime; the oldest entries go past `PROBE_CACHE_SIZE`. */
@@ -14,10 +14,16 @@ const PROBE_CACHE_SIZE = 4096;
 /** `probe`, remembered per file while its size and modification time stay the same (a stat instead of ffprobe). */
 export async function probeCached(
   file: string,
-  opts: { timeoutMs?: number; signal?: AbortSignal; inProcess?: boolean; stats?: Stats } = {},
+  opts: {
+    timeoutMs?: number;
+    signal?: AbortSignal;
+    inProcess?: boolean;
+    isolation?: Isolation;
+    stats?: Stats;
+  } = {},
 ): Promise<MediaInfo> {
   const probe = opts.inProcess
-    ? (f: string) => libavPool().probe(f, opts)
+    ? (f: string) => libavPool(undefined, opts.isolation).probe(f, opts)
     : (f: string) => probeFile(f, opts);
   let stamp: string;
   try {

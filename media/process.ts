@@ -16,8 +16,11 @@ export class MediaError extends Error {
     message: string,
     /** The media file concerned, when there is one. */
     readonly file: string | undefined,
-    /** Machine-friendly kind: "missing", "invalid", "timeout", "cancelled", "failed", "spawn". */
-    readonly kind: "missing" | "invalid" | "timeout" | "cancelled" | "failed" | "spawn",
+    /**
+     * Machine-friendly kind: "missing", "invalid", "timeout", "cancelled", "failed", "spawn", or "crashed" (the file
+     * crashed the in-process decoder's worker, media/libav-pool.ts).
+     */
+    readonly kind: "missing" | "invalid" | "timeout" | "cancelled" | "failed" | "spawn" | "crashed",
     /** The tail of the tool's stderr. */
     readonly stderr = "",
   ) {

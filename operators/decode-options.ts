@@ -27,13 +27,17 @@ export interface DecodeOptions {
   /** Run seed: the window of sample (epoch, index) comes from randomFor(seed, epoch, index, "window"). */
   seed: number;
   /**
-   * Who decodes: "libav" (FFmpeg's libraries in worker threads of this process, media/libav.ts: ~2 ms of CPU a
-   * small clip), "process" (one ffmpeg process per clip, as below: ~8.5 ms, but a decoder crash cannot reach this
-   * process), or "auto" (libav when node-av loads here).
+   * Who decodes: "libav" (FFmpeg's libraries in long-lived workers, media/libav.ts: ~2 ms of CPU a small clip),
+   * "process" (one ffmpeg process per clip, as below: ~8.5 ms), or "auto" (libav when node-av loads here).
    */
   decoder: "auto" | "libav" | "process";
   /**
-   * Decoding threads of the libav decoder; 0 leaves one core to the thread that trains (one per core but one). The
+   * Where the libav decoder's workers run: child processes (a file that crashes the decoder costs its clip, which
+   * is tried once more and then skipped) or threads of this process (a crash ends the process).
+   */
+  isolation: "process" | "thread";
+  /**
+   * Decoding workers of the libav decoder; 0 leaves one core to the thread that trains (one per core but one). The
    * process's pool grows to the most any caller asks for.
    */
   workers: number;
@@ -50,6 +54,7 @@ export const defaultDecodeOptions: DecodeOptions = {
   threads: 1,
   seed: 0,
   decoder: "auto",
+  isolation: "process",
   workers: 0,
 };
 

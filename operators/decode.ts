@@ -21,7 +21,9 @@
  *   Looping keeps motion statistics natural, which zero padding would not (the model never sees black frames).
  * - Audio shorter than the picture (within a clip): zero-padded at the end.
  * - Corrupt, truncated, missing or hanging files: a MediaError (kind "invalid", "missing", "timeout", ...) that the
- *   stream turns into a counted skip; hanging decodes are killed at `timeoutMs`.
+ *   stream turns into a counted skip (`decodeSkipReason`); hanging decodes are killed at `timeoutMs`.
+ * - A file that crashes the in-process decoder (a segfault in libav): its worker process dies, the clip is tried
+ *   once more in a fresh one, then fails with kind "crashed", skipped as "crashed-decoder" (media/libav-pool.ts).
  */
 import { stat } from "node:fs/promises";
 import { type FilterGeometry, scaledSize } from "../core/geometry.js";
@@ -79,6 +81,23 @@ export function chooseWindowStart(
 }
 
 /**
+ * The skip a failed decode is counted as: its reason ("crashed-decoder" for a file that crashed the decoder, else
+ * the MediaError's kind) and what to do about it.
+ */
+export function decodeSkipReason(err: MediaError): { reason: string; advice: string } {
+  if (err.kind === "crashed") {
+    return {
+      reason: "crashed-decoder",
+      advice:
+        "the file crashed the decoder: drop it from the dataset (or re-encode it; 'vatt probe' may read it fine)",
+    };
+  }
+  if (err.kind === "timeout")
+    return { reason: "timeout", advice: "raise decode.timeoutMs if the files are just slow" };
+  return { reason: err.kind, advice: "check the file with 'vatt probe', or drop it from the dataset" };
+}
+
+/**
  * Whether clips are decoded in this process: always for "libav" (a MediaError when node-av does not load), when
  * node-av loads for "auto".
  */
@@ -117,7 +136,7 @@ async function runDecode(
       geometry,
     };
     try {
-      return await libavPool(opts.workers || undefined).decode(job, {
+      return await libavPool(opts.workers || undefined, opts.isolation).decode(job, {
         timeoutMs: opts.timeoutMs,
         signal: call.signal,
       });
@@ -147,7 +166,13 @@ export async function decodeClip(
   const libav = await decodesInProcess(opts.decoder);
   const stats = libav ? await stat(ref.path).catch(() => undefined) : undefined;
   const inProcess = libav && (stats === undefined || stats.isFile());
-  const probeOpts = { timeoutMs: opts.timeoutMs, signal: call.signal, inProcess, stats };
+  const probeOpts = {
+    timeoutMs: opts.timeoutMs,
+    signal: call.signal,
+    inProcess,
+    isolation: opts.isolation,
+    stats,
+  };
   let duration = ref.duration;
   let geometry: FilterGeometry | undefined;
   if (call.geometry) {

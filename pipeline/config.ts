@@ -72,7 +72,7 @@ export const PRETRAIN_SCHEMA = {
       max: 64,
       help:
         "clips decoded at once (examples are the same at any value; more overlaps decoding with the model step; " +
-        "with the libav decoder they queue in its threads, and 32 keeps them busy through a training step)",
+        "with the libav decoder they queue in its workers, and 32 keeps them busy through a training step)",
     },
     buffer: {
       kind: "number",
@@ -86,8 +86,16 @@ export const PRETRAIN_SCHEMA = {
       default: "auto",
       choices: ["auto", "libav", "process"],
       help:
-        "who decodes: FFmpeg's libraries in worker threads of this process (libav, ~4x less CPU a small clip), one " +
-        "ffmpeg process per clip (process: a decoder crash cannot reach the run), or libav when it loads (auto)",
+        "who decodes: FFmpeg's libraries in long-lived workers (libav, ~4x less CPU a small clip), one ffmpeg " +
+        "process per clip (process), or libav when it loads (auto)",
+    },
+    decoderIsolation: {
+      kind: "string",
+      default: "process",
+      choices: ["process", "thread"],
+      help:
+        "where the libav decoder's workers run: child processes (a file that crashes the decoder costs its clip) or " +
+        "threads of the run (a little cheaper, but such a crash ends the run and a hang leaves its thread behind)",
     },
     decodeWorkers: {
       kind: "number",
@@ -96,7 +104,7 @@ export const PRETRAIN_SCHEMA = {
       min: 0,
       max: 64,
       help:
-        "decoding threads of the libav decoder (0: one per core but one, which trains; a run that does not train, " +
+        "decoding workers of the libav decoder (0: one per core but one, which trains; a run that does not train, " +
         "or trains a model that leaves cores idle, may use them all)",
     },
     decodeTimeoutMs: {

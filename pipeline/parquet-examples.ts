@@ -329,7 +329,7 @@ function augmentPool(size: number): WorkerPool<AugmentTask, Example> {
     pool = new WorkerPool({
       url: augmentWorker,
       size,
-      threadName: "augmentation thread",
+      workerName: "augmentation thread",
       poolName: "augmentation pool",
     });
     pools.set(size, pool);

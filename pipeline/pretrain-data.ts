@@ -53,6 +53,7 @@ export function decodeOptionsFor(model: ModelConfig, config: PretrainConfig): Pa
     shortSide: Math.max(config.data.decodeShortSide, model.videoGeometry.height, model.videoGeometry.width),
     timeoutMs: config.data.decodeTimeoutMs,
     decoder: config.data.decoder as DecodeOptions["decoder"],
+    isolation: config.data.decoderIsolation as DecodeOptions["isolation"],
     workers: config.data.decodeWorkers,
   };
 }

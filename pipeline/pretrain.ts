@@ -104,11 +104,17 @@ async function checkRunDir(runDir: string, resume: boolean): Promise<void> {
 }
 
 /** Which decoder the run uses, for its first lines; a RunError when the one asked for cannot run here. */
-async function describeDecoder(decoder: DecodeOptions["decoder"]): Promise<string> {
+async function describeDecoder(
+  decoder: DecodeOptions["decoder"],
+  isolation: DecodeOptions["isolation"],
+): Promise<string> {
   if (decoder === "process") return "decoding clips with one ffmpeg process each (data.decoder: process)";
   const status = await libavStatus();
-  if (status.available)
-    return "decoding clips with FFmpeg's libraries in worker threads (data.decoder: libav)";
+  if (status.available) {
+    return isolation === "process"
+      ? "decoding clips with FFmpeg's libraries in worker processes (data.decoder: libav)"
+      : "decoding clips with FFmpeg's libraries in worker threads (data.decoderIsolation: thread)";
+  }
   if (decoder === "libav") {
     throw new RunError(
       `data.decoder is 'libav' but ${status.reason}: set data.decoder to 'process' or 'auto'`,
@@ -168,7 +174,10 @@ export async function runPretraining(
       : "";
   const passed = backend.skipped.length ? `; passed over ${backend.skipped.join(", ")}` : "";
   log(`vatt: backend ${backend.name}${fast}${passed}`);
-  log(`vatt: ${await describeDecoder(config.data.decoder as DecodeOptions["decoder"])}`);
+  const { decoder, decoderIsolation } = config.data;
+  log(
+    `vatt: ${await describeDecoder(decoder as DecodeOptions["decoder"], decoderIsolation as DecodeOptions["isolation"])}`,
+  );
 
   // Each distinct problem is printed once (a bad file fails again every pass), the first few only; all are counted.
   const shown = new Set<string>();

@@ -6,7 +6,8 @@
  *
  * The trainer asks for the next batch only when its step is done; the decode stage then keeps at most
  * `concurrency` ffmpeg processes running and `buffer` finished clips waiting. A clip that fails to decode is
- * recorded in `skips` (where "decode", reason = the MediaError kind) and replaced by the next ref.
+ * recorded in `skips` (where "decode", reason = the MediaError kind, or "crashed-decoder") and replaced by the next
+ * ref.
  */
 
 import {
@@ -29,7 +30,7 @@ import {
   drawAugmentation,
 } from "../operators/augment.js";
 import { stackExamples } from "../operators/batch.js";
-import { type DecodeOptions, decodeClip } from "../operators/decode.js";
+import { type DecodeOptions, decodeClip, decodeSkipReason } from "../operators/decode.js";
 import { spatialViews, temporalWindows, type ViewOptions } from "../operators/eval-views.js";
 
 export interface StageOptions {
@@ -62,11 +63,8 @@ export interface DecodeOutcomes {
 /** The skip a decode error stands for; undefined for a cancelled decode or an error that is not per clip. */
 export function decodeSkip(err: unknown, ref: ClipRef): DecodeSkip | undefined {
   if (!(err instanceof MediaError) || err.kind === "cancelled") return undefined;
-  const what =
-    err.kind === "timeout"
-      ? "raise decode.timeoutMs if the files are just slow"
-      : "check the file with 'vatt probe', or drop it from the dataset";
-  return { reason: err.kind, message: `${ref.source}:${ref.id} (${ref.path}): ${err.message}; ${what}` };
+  const { reason, advice } = decodeSkipReason(err);
+  return { reason, message: `${ref.source}:${ref.id} (${ref.path}): ${err.message}; ${advice}` };
 }
 
 /** Records a MediaError as a skip of the ref's file in its pass; anything else is a bug and ends the stream. */

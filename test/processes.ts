@@ -27,11 +27,18 @@ export function childProcesses(): ChildProcessInfo[] {
   return children;
 }
 
-/** Waits until no child process whose command matches remains, or the timeout passes; returns those left. */
-export async function waitForNoChildren(pattern: RegExp, timeoutMs = 3000): Promise<ChildProcessInfo[]> {
+/**
+ * Waits until no child process whose command matches remains (but those in `except`, e.g. the ones that were there
+ * before), or the timeout passes; returns those left.
+ */
+export async function waitForNoChildren(
+  pattern: RegExp,
+  timeoutMs = 3000,
+  except: ReadonlySet<number> = new Set(),
+): Promise<ChildProcessInfo[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const left = childProcesses().filter((c) => pattern.test(c.command));
+    const left = childProcesses().filter((c) => pattern.test(c.command) && !except.has(c.pid));
     if (left.length === 0 || Date.now() > deadline) return left;
     await new Promise((r) => setTimeout(r, 25));
   }

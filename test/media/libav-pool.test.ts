@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { constants } from "node:fs";
-import { open } from "node:fs/promises";
+import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { LibavDecodeJob } from "../../media/libav-input.js";
@@ -9,6 +9,17 @@ import { LibavPool, libavStatus } from "../../media/libav-pool.js";
 import { probe } from "../../media/probe.js";
 import { MediaError } from "../../media/process.js";
 import { makeGarbage, makeMedia, makeTempDir, removeDir } from "../media.js";
+import { childProcesses, waitForNoChildren } from "../processes.js";
+
+/** Runs `body` with the decoder's test switches set (media/libav-worker.ts): children forked meanwhile see them. */
+async function withSwitches<T>(env: Record<string, string>, body: () => Promise<T>): Promise<T> {
+  Object.assign(process.env, env);
+  try {
+    return await body();
+  } finally {
+    for (const key of Object.keys(env)) delete process.env[key];
+  }
+}
 
 function job(file: string, start = 0, frames = 4): LibavDecodeJob {
   return {
@@ -112,11 +123,80 @@ describe("the libav decoding pool", () => {
     for (const clip of await Promise.all(jobs.slice(0, 5))) assert.equal(clip.got, 4);
   });
 
+  it("a file that crashes the decoder costs its clip: tried twice, in two processes, then a crashed MediaError", async () => {
+    const crashing = await makeMedia(dir, "crash-me", { seconds: 1 });
+    const log = join(dir, "attempts-crash.log");
+    const others = new Set(childProcesses().map((c) => c.pid));
+    const lonely = await withSwitches(
+      { VATT_TEST_DECODER_CRASH: "crash-me.mp4", VATT_TEST_DECODER_LOG: log },
+      async () => {
+        const pool = new LibavPool(1);
+        const before = pool.decode(job(files.basic));
+        const crashed = pool.decode(job(crashing));
+        const behind = pool.decode(job(files.code));
+        await assert.rejects(crashed, (err: unknown) => {
+          assert.ok(err instanceof MediaError, String(err));
+          assert.equal(err.kind, "crashed");
+          assert.match(err.message, /crashed the decoder \(SIGSEGV\) twice/);
+          assert.ok(err.message.includes(crashing), err.message);
+          return true;
+        });
+        assert.equal((await before).got, 4);
+        assert.equal((await behind).got, 4, "queued behind the crash: re-posted to the new process");
+        assert.equal((await pool.decode(job(files.basic))).got, 4);
+        return pool;
+      },
+    );
+    const tries = (await readFile(log, "utf8"))
+      .trim()
+      .split("\n")
+      .filter((l) => l.includes("crash-me.mp4"));
+    assert.equal(tries.length, 2, tries.join("; "));
+    assert.notEqual(tries[0].split(" ")[2], tries[1].split(" ")[2], "each try in its own process");
+    await lonely.close();
+    assert.deepEqual(await waitForNoChildren(/node/, 3000, others), [], "no decoding process left");
+  });
+
+  it("a file that hangs the decoder is killed at its limit twice, then a timeout MediaError", async () => {
+    const hanging = await makeMedia(dir, "hang-me", { seconds: 1 });
+    const log = join(dir, "attempts-hang.log");
+    const others = new Set(childProcesses().map((c) => c.pid));
+    await withSwitches({ VATT_TEST_DECODER_HANG: "hang-me.mp4", VATT_TEST_DECODER_LOG: log }, async () => {
+      const pool = new LibavPool(1);
+      try {
+        assert.equal((await pool.decode(job(files.basic))).got, 4, "started: the limit is the decode's");
+        const started = Date.now();
+        const hung = pool.decode(job(hanging), { timeoutMs: 400 });
+        const behind = pool.decode(job(files.code));
+        await assert.rejects(hung, (err: unknown) => {
+          assert.ok(err instanceof MediaError, String(err));
+          assert.equal(err.kind, "timeout");
+          assert.match(err.message, /hung the decoder past its 0.4 s limit twice/);
+          return true;
+        });
+        assert.ok(Date.now() - started < 10_000, "each try was killed at its limit");
+        assert.equal((await behind).got, 4);
+      } finally {
+        await pool.close();
+      }
+    });
+    const tries = (await readFile(log, "utf8"))
+      .trim()
+      .split("\n")
+      .filter((l) => l.includes("hang-me.mp4"));
+    assert.equal(tries.length, 2, tries.join("; "));
+    assert.deepEqual(
+      await waitForNoChildren(/node/, 3000, others),
+      [],
+      "the hung processes were killed and reaped",
+    );
+  });
+
   it("stops a decode past its time limit, replaces its thread, and keeps the jobs queued behind it", async () => {
     // A FIFO nobody writes to: opening it blocks the decoding thread until the test writes and closes it.
     const fifo = join(dir, "hang.mp4");
     execFileSync("mkfifo", [fifo]);
-    const lonely = new LibavPool(1);
+    const lonely = new LibavPool(1, "thread");
     try {
       const hung = lonely.decode(job(fifo), { timeoutMs: 300 });
       const behind = lonely.decode(job(files.basic));
