@@ -119,7 +119,7 @@ describe("a file that breaks the decoder, in a real run", () => {
     const run = await pretrain("crash", { VATT_TEST_DECODER_CRASH: name, VATT_TEST_DECODER_LOG: log });
     assert.equal(run.code, 0, `${run.signal ?? ""}\n${run.stderr}`);
     assert.match(run.stdout, /steps: 1 /);
-    assert.match(run.stdout, /skipped examples: .*decode:crashed-decoder 1/);
+    assert.match(run.stdout, /skipped:\n\s+decode crashed-decoder: 1 file\n/);
     assert.match(
       run.stderr,
       new RegExp(
@@ -135,7 +135,7 @@ describe("a file that breaks the decoder, in a real run", () => {
     const log = join(dir, "hang.log");
     const run = await pretrain("hang", { VATT_TEST_DECODER_HANG: name, VATT_TEST_DECODER_LOG: log });
     assert.equal(run.code, 0, `${run.signal ?? ""}\n${run.stderr}`);
-    assert.match(run.stdout, /skipped examples: .*decode:timeout 1/);
+    assert.match(run.stdout, /skipped:\n\s+decode timeout: 1 file\n/);
     assert.match(run.stderr, new RegExp(`skipped: .*${name}.* hung the decoder past its 1.5 s limit twice`));
     assert.equal((await endSkips("hang"))["decode:timeout"], 1);
     assert.equal(triesOf(await attempts(log), name), 2);
