@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs";
 import { randomForRun } from "../core/random.js";
 import { presetConfig, SIZES, voxelSize } from "../model/config.js";
+import { gemmPolicyFromEnv, ownWins, withOwnSgemm } from "../model/fast/native-gemm.js";
 import { loadOnnxGemm } from "../model/fast/onnx-gemm.js";
 import { ParamBuilder } from "../model/params.js";
 import {
@@ -82,21 +83,29 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/** One shape's GFLOP/s per engine, the best of the machine among them, and what the fast path's own dispatch got. */
+export interface GemmShape {
+  ours?: number;
+  mlas?: number;
+  torch?: number;
+  best: number;
+  bestEngine: string;
+  /** The products as the training step runs them: VATT_GEMM's policy picking ours or MLAS for this shape. */
+  vatt?: number;
+  vattEngine?: string;
+}
+
 /**
- * GFLOP/s per shape of our SGEMM and MLAS (same process, alternating product by product, medians), and of PyTorch's
- * BLAS (one run of the script between two halves of ours, so all three see the same minutes).
+ * GFLOP/s per shape of our SGEMM, MLAS and the fast path's dispatch between them (same process, alternating product
+ * by product, medians), and of PyTorch's BLAS (one run of the script between two halves of ours, so all see the
+ * same minutes). The dispatch is timed on its own, not read off the engine it picks: it is what a step gets.
  */
-export function gemmShapes(
-  threads: number,
-  torch: boolean,
-): Record<string, { ours?: number; mlas?: number; torch?: number; best: number; bestEngine: string }> {
+export function gemmShapes(threads: number, torch: boolean): Record<string, GemmShape> {
   const own = nativeSgemm();
   const ort = loadOnnxGemm(threads).gemm;
-  const result: Record<
-    string,
-    { ours?: number; mlas?: number; torch?: number; best: number; bestEngine: string }
-  > = {};
-  const times: Record<string, { ours: number[]; mlas: number[] }> = {};
+  const dispatch = ort ? withOwnSgemm(ort, gemmPolicyFromEnv()) : undefined;
+  const result: Record<string, GemmShape> = {};
+  const times: Record<string, { ours: number[]; mlas: number[]; vatt: number[] }> = {};
   const pass = (): void => {
     for (const [name, m, k, n, ta, tb] of GEMM_SHAPES) {
       const a = Float32Array.from({ length: m * k }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
@@ -105,7 +114,7 @@ export function gemmShapes(
       const db = tb ? [n, k] : [k, n];
       const out = new Float32Array(m * n);
       const reps = Math.max(3, Math.min(20, Math.round(1e9 / (2 * m * n * k))));
-      times[name] ??= { ours: [], mlas: [] };
+      times[name] ??= { ours: [], mlas: [], vatt: [] };
       const t = times[name];
       for (let r = -1; r < reps; r++) {
         let t0 = performance.now();
@@ -114,6 +123,9 @@ export function gemmShapes(
         t0 = performance.now();
         ort?.matmul(a, da, b, db, ta, tb, out, [m, n]);
         if (r >= 0 && ort) t.mlas.push(performance.now() - t0);
+        t0 = performance.now();
+        dispatch?.matmul(a, da, b, db, ta, tb, out, [m, n]);
+        if (r >= 0 && dispatch) t.vatt.push(performance.now() - t0);
       }
     }
   };
@@ -121,14 +133,23 @@ export function gemmShapes(
   const fromTorch = torch ? runTorch("gemm", 0, threads).gflops : undefined;
   pass();
   ort?.dispose();
-  for (const [name, m, k, n] of GEMM_SHAPES) {
+  const policy = gemmPolicyFromEnv();
+  for (const [name, m, k, n, ta, tb] of GEMM_SHAPES) {
     const g = (ms: number[]): number | undefined =>
       ms.length ? Number(((2 * m * n * k) / (median(ms) / 1e3) / 1e9).toFixed(1)) : undefined;
     const entry = { ours: g(times[name].ours), mlas: g(times[name].mlas), torch: fromTorch?.[name] };
     const [bestEngine, best] = Object.entries(entry)
       .filter((e): e is [string, number] => e[1] !== undefined)
       .reduce((x, y) => (y[1] > x[1] ? y : x), ["none", 0]);
-    result[name] = { ...entry, best, bestEngine };
+    const picksOurs =
+      own && (policy === "own" || (policy === "auto" && ownWins(m, n, k, ta, tb, own.sgemmKernel())));
+    result[name] = {
+      ...entry,
+      best,
+      bestEngine,
+      vatt: g(times[name].vatt),
+      vattEngine: dispatch ? (picksOurs ? "ours" : "mlas") : undefined,
+    };
   }
   return result;
 }

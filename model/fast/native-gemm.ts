@@ -15,14 +15,24 @@ export function gemmPolicyFromEnv(env: NodeJS.ProcessEnv = process.env): GemmPol
 }
 
 /**
- * Where our kernel measured faster than MLAS, alternating product by product in one process, three runs (Zen 5 EPYC,
- * one thread, a shared machine): products of up to 1024x256x256 multiply-adds with B untransposed, 3-12 % (e.g.
- * 264x64x64 190-194 vs 170-173 GFLOP/s, 256x1024x256 A^T 150-166 vs 134-151, 1024x256x256 192-198 vs 163-191). With
- * B transposed MLAS was 3-6 % faster on the tiny preset's shapes; on larger products (K = 1024, 1569x768x3072) the
- * two swapped places from run to run by up to 2x under the machine's load, so those stay on MLAS.
+ * Where our kernel measured no slower than MLAS, alternating product by product in one process (Zen 5 EPYC, one
+ * thread). With the AVX-512 kernel: every product with B untransposed, at every size (bench model's gemmShapes,
+ * three runs on a quiet machine: 1024^3 202-207 vs 198-201 GFLOP/s, 1569x768x3072 206-207 vs 199-200, 256x1024x1024
+ * A^T 196-202 vs 172-175, the tiny preset's 264x64x64 190-194 vs 170-173). With B transposed the two tie on large
+ * products (207-211 vs 207-214) and MLAS was 3-6 % faster on the tiny preset's shapes, so those stay on MLAS. With the
+ * AVX2 or plain C kernel (not measured against MLAS at large sizes) only products of up to 1024x256x256 multiply-adds.
+ * The choice depends on the shape alone, never on timings, so a run's results are the same every time.
  */
-export function ownWins(m: number, n: number, k: number, _transA: boolean, transB: boolean): boolean {
-  return !transB && m * n * k <= 2 ** 26;
+export function ownWins(
+  m: number,
+  n: number,
+  k: number,
+  _transA: boolean,
+  transB: boolean,
+  kernel: string,
+): boolean {
+  if (transB) return false;
+  return kernel === "avx512" || m * n * k <= 2 ** 26;
 }
 
 /** The product's (m, n, k) from OnnxGemm.matmul's dims. */
@@ -44,9 +54,10 @@ export function withOwnSgemm(base: OnnxGemm, policy: GemmPolicy): OnnxGemm & { s
   const own = nativeSgemm();
   if (!own || policy === "ort") return base;
   const threads = base.threads;
-  const sgemm = `${own.sgemmKernel()} (${policy})`;
+  const kernel = own.sgemmKernel();
+  const sgemm = `${kernel} (${policy})`;
   const matmul: OnnxGemm["matmul"] = (a, dimsA, b, dimsB, transA, transB, out, dimsOut) => {
-    if (policy === "own" || ownWins(...productSize(dimsA, dimsB, transA, transB), transA, transB)) {
+    if (policy === "own" || ownWins(...productSize(dimsA, dimsB, transA, transB), transA, transB, kernel)) {
       own.sgemm(a, dimsA, b, dimsB, transA, transB, out, dimsOut, threads);
     } else {
       base.matmul(a, dimsA, b, dimsB, transA, transB, out, dimsOut);
