@@ -16,6 +16,8 @@ import {
   fastKernelsFromEnv,
 } from "./fast/index.js";
 
+export { threadGovernorFor } from "./fast/index.js";
+
 export const BACKEND_CHOICES = ["auto", "node-gpu", "node", "wasm", "cpu"] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 

@@ -14,7 +14,7 @@ import type { StreamPosition } from "../core/order.js";
 import { type RetiredFile, RetiredFiles, retireAtOnce } from "../core/retired.js";
 import { SkipLog, type SkipTally } from "../core/skips.js";
 import { libavStatus } from "../media/libav-pool.js";
-import { type BackendChoice, type BackendInfo, selectBackend } from "../model/backend.js";
+import { type BackendChoice, type BackendInfo, selectBackend, threadGovernorFor } from "../model/backend.js";
 import { paramCounts } from "../model/info.js";
 import { createOptimizer, disposeOptimizer, pretrainingOptimizer } from "../model/optim.js";
 import { createModel, disposeModel } from "../model/vatt.js";
@@ -276,10 +276,19 @@ export async function runPretraining(
       for (const line of describeEval(lastEval)) log(`vatt: ${line}`);
     };
 
+    const governor = threadGovernorFor(backend.fast, (e) => {
+      metrics.write({ event: "threads", ...e });
+      if (e.decision === "trial" || e.decision === "no-gain") return;
+      log(
+        `vatt: step ${e.step}: the model now runs on ${e.threads} thread${e.threads === 1 ? "" : "s"}: ${e.reason}`,
+      );
+    });
     const summary = await runTrainingLoop({
       runDir,
       model,
       optimizer,
+      onStepTimes: governor && ((step, waited, computed) => governor.observe(step, waited, computed)),
+      threads: governor && (() => governor.threads),
       data: positionedBatches({
         config,
         model: modelConfig,

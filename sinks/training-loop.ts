@@ -57,6 +57,13 @@ export interface TrainLoopOptions {
   /** Called after every step (tests, benchmarks). */
   onStep?: (m: StepMetrics) => void;
   /**
+   * Told after every step how long the loop waited for its batch and how long the step computed, in seconds (the
+   * thread governor of model/fast/thread-governor.ts decides from these whether the second core pays).
+   */
+  onStepTimes?: (step: number, waitedSeconds: number, computeSeconds: number) => void;
+  /** The native threads the step ran on, logged with each metrics line. */
+  threads?: () => number;
+  /**
    * The optimisation step on one batch (default: VATT's NCE + MIL-NCE `trainStep`). Fine-tuning passes its own;
    * a step without NCE / MIL-NCE parts reports them as NaN.
    */
@@ -181,7 +188,9 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainSummary
       const r = o.step
         ? o.step(batch)
         : trainStep(o.model, o.optimizer, batch, { seed: o.seed, lambda: o.lambda });
-      summary.computeSeconds += (performance.now() - computeStart) / 1000;
+      const computed = (performance.now() - computeStart) / 1000;
+      summary.computeSeconds += computed;
+      o.onStepTimes?.(o.optimizer.step, waited, computed);
       position = next.value.position;
       summary.examples += batch.size;
       windowExamples += batch.size;
@@ -223,6 +232,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainSummary
           event: "step",
           ...m,
           tensors: tf.memory().numTensors,
+          ...(o.threads ? { threads: o.threads() } : {}),
           rssMB: Math.round(process.memoryUsage().rss / 2 ** 20),
         });
         const secondsPerStep = m.elapsedSeconds / Math.max(1, summary.stepsThisRun);

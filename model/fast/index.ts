@@ -16,6 +16,7 @@ import { registerFusedOps, unregisterFusedOps } from "./fused-kernels.js";
 import { gemmPolicyFromEnv, withOwnSgemm } from "./native-gemm.js";
 import { loadOnnxGemm, type OnnxGemm } from "./onnx-gemm.js";
 import { FAST_KERNELS, REPLACEMENTS } from "./replacements.js";
+import { ThreadGovernor, type ThreadGovernorOptions } from "./thread-governor.js";
 import { type EngineInternals, installed } from "./wasm.js";
 
 export {
@@ -193,6 +194,41 @@ export function enableFastKernels(opts: { threads?: number } = {}): FastKernelsI
     ...(g.sgemm ? { sgemm: g.sgemm } : {}),
   };
   return fastKernelsInfo();
+}
+
+/**
+ * Moves the products and attention to `threads` native threads while the fast kernels stay installed (a GEMM per
+ * thread count is loaded once and kept). Results do not change: every kernel splits rows and columns over its
+ * threads, never a sum. A no-op when the fast kernels are off.
+ */
+export function setFastThreads(threads: number): FastKernelsInfo {
+  if (!info.enabled || threads === info.threads) return fastKernelsInfo();
+  const policy = gemmPolicyFromEnv();
+  const key = `${threads}/${policy}`;
+  let g = loadedGemms.get(key);
+  if (!g) {
+    const loaded = loadOnnxGemm(threads);
+    if (!loaded.gemm) return fastKernelsInfo();
+    g = withOwnSgemm(loaded.gemm, policy);
+    loadedGemms.set(key, g);
+  }
+  installed.gemm = g;
+  info = { ...info, threads };
+  return fastKernelsInfo();
+}
+
+/**
+ * The governor of a training run's threads (model/fast/thread-governor.ts) where it can help: the fast kernels on,
+ * more cores than the run's products use, and no thread count pinned by VATT_THREADS or the caller.
+ */
+export function threadGovernorFor(
+  fast: FastKernelsInfo,
+  onSwitch?: ThreadGovernorOptions["onSwitch"],
+  env: NodeJS.ProcessEnv = process.env,
+): ThreadGovernor | undefined {
+  const cores = os.availableParallelism();
+  if (!fast.enabled || env.VATT_THREADS?.trim() || fast.threads >= cores) return undefined;
+  return new ThreadGovernor({ few: fast.threads, many: cores, use: setFastThreads, onSwitch });
 }
 
 /** Puts the stock wasm kernels back (a no-op when the fast ones are not installed). */
