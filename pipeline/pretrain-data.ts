@@ -95,6 +95,9 @@ async function exists(path: string): Promise<boolean> {
 export async function runVocabulary(config: PretrainConfig, skips: SkipLog): Promise<Vocabulary> {
   if (config.data.vocab) return loadVocabulary(config.data.vocab);
   if (config.data.parquet) {
+    // AudioSet shards carry no captions: the text tower then sees only the special tokens, as with raw AudioSet.
+    const { settings } = await readShardManifest(config.data.parquet);
+    if (settings.kind === "audioset") return new Vocabulary(SPECIAL_TOKENS);
     throw new Error(
       "training from Parquet shards needs data.vocab (--vocab FILE): the vocabulary the captions are tokenized with, " +
         "e.g. the one given to 'vatt prepare --vocab' (make one with 'vatt vocab --captions caption.json')",
