@@ -10,6 +10,7 @@
  */
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { writeFileAtomic } from "../core/atomic-file.js";
 import type { StreamPosition } from "../core/order.js";
 import { type RetiredFile, RetiredFiles, retireAtOnce } from "../core/retired.js";
 import { SkipLog, type SkipTally } from "../core/skips.js";
@@ -234,7 +235,17 @@ export async function runPretraining(
     }
     const retirement = config.data.parquet ? undefined : new RetirementWatch(retired, runDir, log);
     const configFile = join(runDir, "config.json");
-    await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`);
+    // Atomic: a kill or a full disk mid-write must not leave a truncated config.json, which --resume reads first.
+    try {
+      await writeFileAtomic(configFile, `${JSON.stringify(config, null, 2)}\n`);
+    } catch (err) {
+      // A resumed run still has the config.json it started from; a full disk then costs only this rewrite.
+      if (!o.resume) throw err;
+      log(
+        `vatt: could not rewrite '${configFile}' (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ` +
+          "the previous one is kept",
+      );
+    }
     const metrics = new MetricsLog(join(runDir, "metrics.jsonl"));
     const params = paramCounts(modelConfig).total;
     metrics.write({
