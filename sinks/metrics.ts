@@ -70,12 +70,14 @@ export class MetricsLog {
     // metrics.jsonl (the next line would otherwise be glued to it).
     const before = statSync(this.file, { throwIfNoEntry: false })?.size;
     try {
-      if (this.dropped > 0) {
-        const gap = { time: line.time, event: "metrics-gap", dropped: this.dropped };
-        appendFileSync(this.file, `${JSON.stringify(gap)}\n`);
-        this.dropped = 0;
-      }
-      appendFileSync(this.file, `${JSON.stringify(line)}\n`);
+      // The gap record and the line go in one append: on a nearly full disk the short gap record alone may fit,
+      // and the line's failure then cuts it back with the rest.
+      const gap =
+        this.dropped > 0
+          ? `${JSON.stringify({ time: line.time, event: "metrics-gap", dropped: this.dropped })}\n`
+          : "";
+      appendFileSync(this.file, `${gap}${JSON.stringify(line)}\n`);
+      this.dropped = 0;
       return true;
     } catch (err) {
       if (before !== undefined) {

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, truncate } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -30,12 +30,31 @@ describe("MetricsLog", () => {
       const file = join(dir, "metrics.jsonl");
       const log = new MetricsLog(file, { tensorboard: false });
       const pad = "x".repeat(3000); // lines that do not divide the 64 KiB evenly: one is cut mid-way
-      for (let step = 0; step < 40; step++) log.write({ event: "step", step, pad });
+      for (let step = 0; step < 60; step++) log.write({ event: "step", step, pad });
       assert.ok(log.droppedLines > 0, "the disk never filled");
       const text = await readFile(file, "utf8");
       assert.ok(text.endsWith("\n"));
-      for (const line of text.trim().split("\n"))
-        assert.doesNotThrow(() => JSON.parse(line), line.slice(0, 80));
+      const kept = text
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.event === "step").length;
+      assert.equal(kept + log.droppedLines, 60);
+      // Space again: the next line comes after one gap record counting every line lost (a short gap record that
+      // fit on its own must not have reset the count).
+      await truncate(file, 0);
+      log.write({ event: "step", step: 60 });
+      const after = (await readFile(file, "utf8"))
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      assert.deepEqual(
+        after.map((l) => [l.event, l.dropped ?? l.step]),
+        [
+          ["metrics-gap", 60 - kept],
+          ["step", 60],
+        ],
+      );
     } finally {
       execFileSync("umount", [dir], { stdio: "ignore" });
       await rm(dir, { recursive: true, force: true });
