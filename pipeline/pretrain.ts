@@ -124,6 +124,22 @@ async function describeDecoder(
   return `decoding clips with one ffmpeg process each (${status.reason})`;
 }
 
+/**
+ * The curves at the end of a run, or none when they cannot be written (a full disk): the run's work is in its
+ * checkpoint and metrics.jsonl by then, and a picture of it must not turn the run into a failure.
+ */
+export async function writeRunPlots(runDir: string, log: (line: string) => void): Promise<string[]> {
+  try {
+    return await writePlots(runDir);
+  } catch (err) {
+    log(
+      `vatt: could not write the loss and learning-rate plots in '${runDir}' ` +
+        `(${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); metrics.jsonl has the numbers`,
+    );
+    return [];
+  }
+}
+
 /** Loss and learning-rate curves from metrics.jsonl (the whole history, resumed parts included). */
 async function writePlots(runDir: string): Promise<string[]> {
   const lines = (await readFile(join(runDir, "metrics.jsonl"), "utf8"))
@@ -342,7 +358,7 @@ export async function runPretraining(
     }
     if (!o.skipFinalEval && summary.ended !== "stopped" && summary.stepsThisRun > 0)
       await evaluate(summary.step);
-    const plots = await writePlots(runDir);
+    const plots = await writeRunPlots(runDir, log);
     return {
       runDir,
       backend,
