@@ -94,7 +94,14 @@ export function decodeSkipReason(err: MediaError): { reason: string; advice: str
   }
   if (err.kind === "timeout")
     return { reason: "timeout", advice: "raise decode.timeoutMs if the files are just slow" };
-  return { reason: err.kind, advice: "check the file with 'vatt probe', or drop it from the dataset" };
+  // Some messages already say to probe the file (the no-frames / no-audio ones, also shown outside a stream):
+  // the advice then adds only the rest, not the same words twice.
+  return {
+    reason: err.kind,
+    advice: err.message.includes("'vatt probe'")
+      ? "or drop it from the dataset"
+      : "check the file with 'vatt probe', or drop it from the dataset",
+  };
 }
 
 /**

@@ -10,6 +10,7 @@
  */
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { writeFileAtomic } from "../core/atomic-file.js";
 import type { StreamPosition } from "../core/order.js";
 import { type RetiredFile, RetiredFiles, retireAtOnce } from "../core/retired.js";
 import { SkipLog, type SkipTally } from "../core/skips.js";
@@ -123,6 +124,22 @@ async function describeDecoder(
   return `decoding clips with one ffmpeg process each (${status.reason})`;
 }
 
+/**
+ * The curves at the end of a run, or none when they cannot be written (a full disk): the run's work is in its
+ * checkpoint and metrics.jsonl by then, and a picture of it must not turn the run into a failure.
+ */
+export async function writeRunPlots(runDir: string, log: (line: string) => void): Promise<string[]> {
+  try {
+    return await writePlots(runDir);
+  } catch (err) {
+    log(
+      `vatt: could not write the loss and learning-rate plots in '${runDir}' ` +
+        `(${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); metrics.jsonl has the numbers`,
+    );
+    return [];
+  }
+}
+
 /** Loss and learning-rate curves from metrics.jsonl (the whole history, resumed parts included). */
 async function writePlots(runDir: string): Promise<string[]> {
   const lines = (await readFile(join(runDir, "metrics.jsonl"), "utf8"))
@@ -234,7 +251,17 @@ export async function runPretraining(
     }
     const retirement = config.data.parquet ? undefined : new RetirementWatch(retired, runDir, log);
     const configFile = join(runDir, "config.json");
-    await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`);
+    // Atomic: a kill or a full disk mid-write must not leave a truncated config.json, which --resume reads first.
+    try {
+      await writeFileAtomic(configFile, `${JSON.stringify(config, null, 2)}\n`);
+    } catch (err) {
+      // A resumed run still has the config.json it started from; a full disk then costs only this rewrite.
+      if (!o.resume) throw err;
+      log(
+        `vatt: could not rewrite '${configFile}' (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ` +
+          "the previous one is kept",
+      );
+    }
     const metrics = new MetricsLog(join(runDir, "metrics.jsonl"));
     const params = paramCounts(modelConfig).total;
     metrics.write({
@@ -340,7 +367,7 @@ export async function runPretraining(
     }
     if (!o.skipFinalEval && summary.ended !== "stopped" && summary.stepsThisRun > 0)
       await evaluate(summary.step);
-    const plots = await writePlots(runDir);
+    const plots = await writeRunPlots(runDir, log);
     return {
       runDir,
       backend,

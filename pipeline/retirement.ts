@@ -10,7 +10,7 @@
  * chance. The bookkeeping of the pass in progress travels with each checkpoint instead, since it must match the
  * checkpoint's data position for the resumed run to judge that pass as the first run did.
  */
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ClipRef } from "../core/records.js";
 import type { RetiredFile, RetiredFiles } from "../core/retired.js";
@@ -132,12 +132,19 @@ export class RetirementWatch implements DecodeOutcomes {
       try {
         await writeFile(temporary, text);
         await rename(temporary, path);
+        if (this.saveFailed) this.log(`vatt: ${path} is up to date again`);
+        this.saveFailed = false;
       } catch (err) {
+        // The file is stale now, and --resume takes the retired list from it: the next pass (or the flush at the
+        // end) must try again even when nothing else changes, or a file retired during a full disk would be
+        // forgotten by the resumed run.
+        this.saved = -1;
+        await rm(temporary, { force: true }).catch(() => {}); // an empty or partial one is left by ENOSPC
         if (this.saveFailed) return;
-        this.saveFailed = true; // said once; training goes on, the checkpoints still hold the books
+        this.saveFailed = true; // said once; training goes on and the write is retried at every pass
         this.log(
           `vatt: could not write ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ` +
-            "retired files stay retired in this process and in its checkpoints",
+            "retired files stay retired in this process; the write is tried again at every pass",
         );
       }
     });

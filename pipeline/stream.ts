@@ -64,7 +64,8 @@ export interface DecodeOutcomes {
 export function decodeSkip(err: unknown, ref: ClipRef): DecodeSkip | undefined {
   if (!(err instanceof MediaError) || err.kind === "cancelled") return undefined;
   const { reason, advice } = decodeSkipReason(err);
-  return { reason, message: `${ref.source}:${ref.id} (${ref.path}): ${err.message}; ${advice}` };
+  const joint = advice.startsWith("or ") ? ", " : "; ";
+  return { reason, message: `${ref.source}:${ref.id} (${ref.path}): ${err.message}${joint}${advice}` };
 }
 
 /** Records a MediaError as a skip of the ref's file in its pass; anything else is a bug and ends the stream. */

@@ -4,7 +4,7 @@
  * appended and flushed line by line, so a crash loses at most the line being written and a resumed run continues
  * the same file.
  */
-import { appendFileSync } from "node:fs";
+import { appendFileSync, statSync, truncateSync } from "node:fs";
 import { dirname } from "node:path";
 import { TensorboardWriter } from "./tensorboard.js";
 
@@ -34,10 +34,24 @@ export class MetricsLog {
     if (options.tensorboard !== false) this.tensorboard = new TensorboardWriter(dirname(file));
   }
 
-  /** Appends one record (any JSON object) as a line. */
+  /** Lines that could not be appended since the last one that could (a full disk, say). */
+  private dropped = 0;
+
+  /** Lines lost so far because metrics.jsonl could not be written. */
+  get droppedLines(): number {
+    return this.droppedTotal;
+  }
+  private droppedTotal = 0;
+
+  /**
+   * Appends one record (any JSON object) as a line. A failed append (ENOSPC, EIO...) is reported once and the line
+   * dropped: the metrics are a record of the run, not the run itself, so a full disk must not kill training (the
+   * checkpoint writer reports its own failures). When appending works again, a "metrics-gap" line says how many
+   * lines are missing.
+   */
   write(record: Record<string, unknown>): void {
     const line = { time: new Date().toISOString(), ...record };
-    appendFileSync(this.file, `${JSON.stringify(line)}\n`);
+    if (!this.append(line)) return;
     try {
       this.tensorboard?.metricsLine(line);
     } catch (err) {
@@ -47,6 +61,40 @@ export class MetricsLog {
           `(${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); metrics.jsonl goes on`,
       );
       this.tensorboard = undefined;
+    }
+  }
+
+  /** Appends `line`, after a gap record when lines were dropped; false when the file could not be written. */
+  private append(line: Record<string, unknown>): boolean {
+    // A disk that fills mid-line leaves part of it written: cut the file back, so that no broken line stays in
+    // metrics.jsonl (the next line would otherwise be glued to it).
+    const before = statSync(this.file, { throwIfNoEntry: false })?.size;
+    try {
+      // The gap record and the line go in one append: on a nearly full disk the short gap record alone may fit,
+      // and the line's failure then cuts it back with the rest.
+      const gap =
+        this.dropped > 0
+          ? `${JSON.stringify({ time: line.time, event: "metrics-gap", dropped: this.dropped })}\n`
+          : "";
+      appendFileSync(this.file, `${gap}${JSON.stringify(line)}\n`);
+      this.dropped = 0;
+      return true;
+    } catch (err) {
+      if (before !== undefined) {
+        try {
+          truncateSync(this.file, before);
+        } catch {
+          // nothing more to do: the reader skips a line that does not parse
+        }
+      }
+      if (this.dropped === 0)
+        console.error(
+          `vatt: could not append to '${this.file}' (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ` +
+            "training goes on and the lines lost are counted",
+        );
+      this.dropped += 1;
+      this.droppedTotal += 1;
+      return false;
     }
   }
 }

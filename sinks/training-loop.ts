@@ -167,6 +167,7 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainSummary
   let windowStart = performance.now();
   let windowWait = 0;
   let windowExamples = 0;
+  let loggedSkips = 0;
   const iterator = o.data[Symbol.asyncIterator]();
   try {
     while (o.optimizer.step < o.steps) {
@@ -234,7 +235,11 @@ export async function runTrainingLoop(o: TrainLoopOptions): Promise<TrainSummary
           tensors: tf.memory().numTensors,
           ...(o.threads ? { threads: o.threads() } : {}),
           rssMB: Math.round(process.memoryUsage().rss / 2 ** 20),
+          // The skips so far by where:reason, whenever they changed: a run killed before its "end" line (SIGKILL,
+          // a crash) still leaves why it skipped what it skipped.
+          ...(o.skips.count !== loggedSkips ? { skips: o.skips.byReason() } : {}),
         });
+        loggedSkips = o.skips.count;
         const secondsPerStep = m.elapsedSeconds / Math.max(1, summary.stepsThisRun);
         progress.update(progressLine(m, o.steps, secondsPerStep));
         o.onStep?.(m);

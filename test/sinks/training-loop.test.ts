@@ -72,6 +72,44 @@ async function train(runDir: string, steps: number, from = 0, setup = fresh(), p
 }
 
 describe("training loop", () => {
+  it("step lines carry the skips by where:reason whenever they changed", async () => {
+    const runDir = join(dir, "skips-in-steps");
+    await mkdir(runDir, { recursive: true });
+    const skips = new SkipLog();
+    async function* skipping(): AsyncGenerator<PositionedBatch> {
+      for await (const b of batchesFrom(0)) {
+        const n = (b.position as { next: number }).next;
+        if (n === 2) skips.record("decode", "corrupt", "clips/a.mp4: corrupt", { item: "clips/a.mp4" });
+        yield b;
+      }
+    }
+    const setup = fresh();
+    await runTrainingLoop({
+      runDir,
+      ...setup,
+      data: skipping(),
+      steps: 4,
+      seed: 9,
+      lambda: 1,
+      checkpointEvery: 100,
+      keepCheckpoints: 1,
+      logEvery: 1,
+      skips,
+      metrics: new MetricsLog(join(runDir, "metrics.jsonl"), { tensorboard: false }),
+    });
+    disposeModel(setup.model);
+    disposeOptimizer(setup.optimizer);
+    const lines = (await readFile(join(runDir, "metrics.jsonl"), "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.event === "step");
+    assert.deepEqual(
+      lines.map((l) => l.skips),
+      [undefined, { "decode:corrupt": 1 }, undefined, undefined],
+    );
+  });
+
   it("resumes exactly: the same losses as a run that never stopped", async () => {
     const straight = await train(join(dir, "straight"), 6);
     const first = await train(join(dir, "resumed"), 3);
