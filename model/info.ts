@@ -197,3 +197,25 @@ export function modelInfoReport(c: ModelConfig, dropRate = 0, classes = 0): Mode
     tokens: flops.tokens,
   };
 }
+
+/** The wasm backend's whole heap: 32-bit addresses, 4 GiB at most, for weights, optimiser state and activations. */
+const WASM_HEAP_BYTES = 4 * 2 ** 30;
+
+/**
+ * Why `c` cannot be trained on the wasm backend, when its weights, gradients and two Adam moments (16 bytes a
+ * parameter) already take more than half of the heap, leaving too little for a step's activations and the engine's
+ * copies (BBS, 194 M parameters and 2.9 GiB of them, ran out of it as "memory access out of bounds"); undefined when it
+ * may fit.
+ */
+export function wasmTrainingMemoryProblem(c: ModelConfig, backend: string): string | undefined {
+  if (backend !== "wasm") return undefined;
+  const params = paramCounts(c).total;
+  const bytes = 16 * params;
+  if (bytes <= 0.5 * WASM_HEAP_BYTES) return undefined;
+  const gb = (x: number) => `${(x / 2 ** 30).toFixed(1)} GiB`;
+  return (
+    `preset ${c.preset} (${(params / 1e6).toFixed(0)} M parameters) needs ${gb(bytes)} for its weights, gradients ` +
+    `and Adam moments before any activation, and the wasm backend has ${gb(WASM_HEAP_BYTES)} in all: train it with ` +
+    "the node or node-gpu backend (@tensorflow/tfjs-node or -node-gpu, --backend node) or pick a smaller preset"
+  );
+}

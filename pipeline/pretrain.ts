@@ -16,7 +16,7 @@ import { type RetiredFile, RetiredFiles, retireAtOnce } from "../core/retired.js
 import { SkipLog, type SkipTally } from "../core/skips.js";
 import { libavStatus } from "../media/libav-pool.js";
 import { type BackendChoice, type BackendInfo, selectBackend, threadGovernorFor } from "../model/backend.js";
-import { paramCounts } from "../model/info.js";
+import { paramCounts, wasmTrainingMemoryProblem } from "../model/info.js";
 import { createOptimizer, disposeOptimizer, pretrainingOptimizer } from "../model/optim.js";
 import { createModel, disposeModel } from "../model/vatt.js";
 import type { DecodeOptions } from "../operators/decode.js";
@@ -209,6 +209,8 @@ export async function runPretraining(
   });
   const vocab = await runVocabulary(config, skips);
   const modelConfig = runModelConfig(config, vocab.size);
+  const tooLarge = wasmTrainingMemoryProblem(modelConfig, backend.name);
+  if (tooLarge) throw new Error(tooLarge);
   const model = createModel(modelConfig, config.seed);
   const optimizer = createOptimizer(
     {

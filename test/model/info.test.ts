@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { modelInfoCommand } from "../../bin/commands/model-info.js";
 import { presetConfig, withOverrides } from "../../model/config.js";
-import { inferenceFlops, modelInfoReport, videoBackboneParams } from "../../model/info.js";
+import {
+  inferenceFlops,
+  modelInfoReport,
+  videoBackboneParams,
+  wasmTrainingMemoryProblem,
+} from "../../model/info.js";
 
 function preset(name: string) {
   const c = presetConfig(name);
@@ -84,4 +89,16 @@ test("model-info rejects an unknown preset and a bad --video", async () => {
     () => modelInfoCommand.run({ values: { preset: "MBS", video: "32x225x224" }, positionals: [] }),
     /multiple of its patch/,
   );
+});
+
+test("a preset too large for the wasm heap is refused with what to do, before anything is allocated", () => {
+  const bbs = presetConfig("BBS");
+  const tiny = presetConfig("tiny");
+  assert.ok(bbs && tiny);
+  assert.match(
+    wasmTrainingMemoryProblem(bbs, "wasm") ?? "",
+    /preset BBS \(\d+ M parameters\) needs [\d.]+ GiB .* --backend node/,
+  );
+  assert.equal(wasmTrainingMemoryProblem(bbs, "tensorflow"), undefined);
+  assert.equal(wasmTrainingMemoryProblem(tiny, "wasm"), undefined);
 });
