@@ -12,8 +12,9 @@
  * file; whichever finishes last writes manifest.json, and since its content is a pure function of the receipts,
  * two processes racing to write it write the same bytes (atomically, by rename).
  */
-import { readFile, rename, stat, writeFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { writeFileAtomic } from "../core/atomic-file.js";
 import { SHARD_SCHEMA, SHARD_SCHEMA_VERSION } from "./parquet-schema.js";
 
 /** Everything that changes the bytes of a shard: shards are reused only when these match exactly. */
@@ -78,13 +79,6 @@ export function shardFile(index: number, count: number): string {
 
 export function receiptFile(index: number, count: number): string {
   return `${shardStem(index, count)}.json`;
-}
-
-/** Writes text atomically: a temp file in the same folder, then a rename. */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
-  const temp = `${path}.partial-${process.pid}`;
-  await writeFile(temp, text);
-  await rename(temp, path);
 }
 
 /** Deterministic JSON: keys in the order the objects were built (they are built in one fixed order). */

@@ -10,8 +10,9 @@
  * chance. The bookkeeping of the pass in progress travels with each checkpoint instead, since it must match the
  * checkpoint's data position for the resumed run to judge that pass as the first run did.
  */
-import { readFile, rename, rm, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { writeFileAtomic } from "../core/atomic-file.js";
 import type { ClipRef } from "../core/records.js";
 import type { RetiredFile, RetiredFiles } from "../core/retired.js";
 import type { DecodeOutcomes, DecodeSkip } from "./stream.js";
@@ -128,10 +129,8 @@ export class RetirementWatch implements DecodeOutcomes {
     const text = `${JSON.stringify(this.files.toJSON(false), null, 2)}\n`;
     this.saving = this.saving.then(async () => {
       const path = retiredFilesPath(runDir);
-      const temporary = `${path}.tmp-${process.pid}`;
       try {
-        await writeFile(temporary, text);
-        await rename(temporary, path);
+        await writeFileAtomic(path, text); // an empty or partial temporary file left by ENOSPC is removed there
         if (this.saveFailed) this.log(`vatt: ${path} is up to date again`);
         this.saveFailed = false;
       } catch (err) {
@@ -139,7 +138,6 @@ export class RetirementWatch implements DecodeOutcomes {
         // end) must try again even when nothing else changes, or a file retired during a full disk would be
         // forgotten by the resumed run.
         this.saved = -1;
-        await rm(temporary, { force: true }).catch(() => {}); // an empty or partial one is left by ENOSPC
         if (this.saveFailed) return;
         this.saveFailed = true; // said once; training goes on and the write is retried at every pass
         this.log(

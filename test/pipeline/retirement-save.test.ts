@@ -17,7 +17,8 @@ describe("RetirementWatch saving", () => {
         lines.push(l),
       );
       // The temporary name taken by a folder makes the write fail, as ENOSPC would.
-      const blocker = `${retiredFilesPath(runDir)}.tmp-${process.pid}`;
+      // A folder where core/atomic-file.ts writes its temporary file: the write fails as on a full disk.
+      const blocker = join(runDir, `.retired-files.json.tmp-${process.pid}`);
       await mkdir(blocker);
       const ref = { path: "clips/bad.mp4", epoch: 0 } as ClipRef;
       watch.started(ref);
